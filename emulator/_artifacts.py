@@ -1,0 +1,136 @@
+"""Model and output artifacts: tar streams from containers to model.tar.gz, and back into a model dir.
+
+Files come out of containers through Docker's archive API (``get_archive``), so nothing a container writes
+ever lands on the host as root-owned files; the emulator writes every host file itself.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from emulator.errors import InputNotFound, InvalidSpec
+from emulator.s3 import S3, is_s3
+
+logger = logging.getLogger(__name__)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over an iterator of byte chunks (Docker's archive stream)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._it = iter(chunks)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buf:
+            try:
+                self._buf = next(self._it)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def iter_members(stream: Iterable[bytes]) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    """Walk a tar stream from ``get_archive`` (its top-level entry is the directory that was asked for)."""
+    with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream), 1 << 20), mode="r|") as tf:
+        for member in tf:
+            yield member, tf
+
+
+def repack(
+    streams: Iterable[Iterable[bytes]], target: Path, *, compress: bool = True
+) -> int:
+    """Merge container tar streams of one directory (one per host) into ``target`` with entries at its root.
+
+    Returns the number of regular files written. Later hosts' files of the same name win, as in the
+    platform's merge of all hosts' /opt/ml/model.
+    """
+    count = 0
+    seen: set[str] = set()
+    mode = "w:gz" if compress else "w"
+    with tarfile.open(target, mode, compresslevel=6) if compress else tarfile.open(target, mode) as out:
+        for stream in streams:
+            for member, tf in iter_members(stream):
+                name = member.name.split("/", 1)[1] if "/" in member.name else ""
+                if not name:
+                    continue  # the top-level directory itself
+                member.name = name
+                member.uid = member.gid = 0
+                member.uname = member.gname = "root"
+                if member.isfile():
+                    if name in seen:
+                        logger.warning("artifact %s written by more than one host; the last one wins", name)
+                    seen.add(name)
+                    out.addfile(member, tf.extractfile(member))
+                    count += 1
+                elif member.isdir() or member.issym():
+                    out.addfile(member)
+    return count
+
+
+def read_file(stream: Iterable[bytes], limit: int | None = None) -> bytes | None:
+    """The content of the single file in a ``get_archive`` stream of a file path (None if there is none)."""
+    for member, tf in iter_members(stream):
+        if member.isfile():
+            f = tf.extractfile(member)
+            return None if f is None else (f.read(limit) if limit is not None else f.read())
+    return None
+
+
+def extract_model(source: str, dest: Path, s3: S3 | None = None) -> Path:
+    """Populate a model dir from a model.tar.gz (local or s3://), or use a local directory as it is.
+
+    Like the platform, the archive is extracted before the container starts; the user's files are never
+    touched (a local tarball is read, not unpacked next to itself).
+    """
+    if not source:
+        dest.mkdir(parents=True, exist_ok=True)
+        return dest
+    if is_s3(source):
+        if s3 is None:
+            raise InvalidSpec(f"model {source} is on S3 but no S3 endpoint is configured")
+        with tempfile.TemporaryDirectory(prefix="sm-emulator-dl-") as tmp:
+            local = Path(tmp) / "model.tar.gz"
+            s3.download_file(source, local)
+            return _extract_tar(local, dest, source)
+    path = Path(source.removeprefix("file://")).expanduser()
+    if path.is_dir():
+        return path
+    if not path.exists():
+        raise InputNotFound(f"model {source!r} does not exist; pass a model.tar.gz, a model directory or an s3:// URI")
+    return _extract_tar(path, dest, source)
+
+
+def _extract_tar(archive: Path, dest: Path, shown: str) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            tf.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise InvalidSpec(f"model {shown!r} is not a readable .tar.gz ({exc}); pass the archive a training job wrote") from None
+    return dest
+
+
+def export(local_file: Path, destination: str, s3: S3 | None) -> str:
+    """Put a finished artifact at its destination (local path or s3:// URI); returns the destination."""
+    if is_s3(destination):
+        if s3 is None:
+            raise InvalidSpec(f"{destination} is on S3 but no S3 endpoint is configured")
+        s3.upload_file(local_file, destination)
+    else:
+        target = Path(destination)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(local_file), target)
+    return destination

@@ -1,0 +1,83 @@
+"""One configuration object; the environment is read in one place, and only when asked."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from emulator.errors import InvalidConfig
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT_ID = "000000000000"
+DEFAULT_ROLE_ARN = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/SageMakerEmulator"
+#: The platform waits 120 s between SIGTERM and SIGKILL for training and processing.
+DEFAULT_TRAINING_STOP_GRACE_S = 120.0
+#: ... and 30 s for serving containers.
+DEFAULT_SERVING_STOP_GRACE_S = 30.0
+#: The platform gives a new endpoint 4 minutes to pass /ping (ContainerStartupHealthCheckTimeoutInSeconds).
+DEFAULT_STARTUP_TIMEOUT_S = 240.0
+#: How often /ping is polled while waiting for readiness.
+DEFAULT_PING_INTERVAL_S = 0.02
+
+_ENV_PREFIX = "SM_EMULATOR_"
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Settings shared by every job kind; the CLI flags and the pytest options build the same object."""
+
+    docker_host: str | None = None
+    work_dir: str | None = None
+    keep_containers: bool = False
+    s3_endpoint_url: str | None = None
+    region: str = DEFAULT_REGION
+    account_id: str = DEFAULT_ACCOUNT_ID
+    training_stop_grace_s: float = DEFAULT_TRAINING_STOP_GRACE_S
+    serving_stop_grace_s: float = DEFAULT_SERVING_STOP_GRACE_S
+    startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
+    ping_interval_s: float = DEFAULT_PING_INTERVAL_S
+    pull_missing_images: bool = False
+    stream_logs: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> EmulatorConfig:
+        """Build a config from ``SM_EMULATOR_<FIELD>`` variables (plus DOCKER_HOST, AWS_ENDPOINT_URL_S3).
+
+        Keyword overrides that are not None win over the environment.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("DOCKER_HOST"):
+            values["docker_host"] = env["DOCKER_HOST"]
+        if env.get("AWS_ENDPOINT_URL_S3"):
+            values["s3_endpoint_url"] = env["AWS_ENDPOINT_URL_S3"]
+        for f in fields(cls):
+            raw = env.get(_ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> EmulatorConfig:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+def _parse(name: str, type_name: object, raw: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind.startswith("bool"):
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise InvalidConfig(
+            f"{_ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.split()[0]}; fix or unset the variable"
+        ) from None
+    return raw
