@@ -8,6 +8,7 @@ Ctrl-C, Docker errors) unless the config says to keep them.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 import time
@@ -131,7 +132,11 @@ class Cluster:
             self._wait_all(outcome, deadline)
         except KeyboardInterrupt:
             outcome.stopped_reason = "Interrupted"
-            self._stop_all(outcome)
+            logger.warning("interrupted: stopping the containers (SIGTERM; press Ctrl-C again to kill them now)")
+            try:
+                self._stop_all(outcome)
+            except KeyboardInterrupt:
+                self._stop_all(outcome, grace_s=0)
         except BaseException:
             self._stop_all(outcome, grace_s=0)
             raise
@@ -232,8 +237,9 @@ def start_failure(exc: EmulatorError, image: str, command: list[str]) -> Contain
     text = str(exc)
     if "executable file not found" in text or "no such file or directory" in text:
         what = command[0] if command else "the entrypoint"
+        found = re.search(r'exec: "[^"]*": [^:;]*', text)
         return ContainerFailed(
-            f"image {image!r} cannot run {what!r}: {text.split(': ', 1)[-1]}; SageMaker runs "
+            f"image {image!r} cannot run {what!r} ({found.group(0) if found else text}); SageMaker runs "
             f"'docker run IMAGE {' '.join(command)}', so put an executable named {what!r} on PATH "
             f"or use an exec-form ENTRYPOINT",
             image=image, command=command,

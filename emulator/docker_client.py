@@ -204,6 +204,9 @@ class DockerClient:
         if spec.files or spec.dirs:
             try:
                 self._api.put_archive(container_id, "/", _tar_of(spec.files, spec.dirs))
+            except docker.errors.APIError as exc:
+                self.remove(container_id)
+                raise EmulatorError(f"could not write the /opt/ml tree into the container: {_short(exc)}") from None
             except BaseException:
                 self.remove(container_id)
                 raise

@@ -1,0 +1,118 @@
+"""Training input channels: a local path or an s3:// location, staged for File mode.
+
+Local data is bind-mounted read-only (the user's files can never be changed through the channel);
+S3 data is downloaded into the job's work dir first. ``ShardedByS3Key`` gives host i every n-th object
+of the sorted key list (round-robin; the platform's exact assignment is unverified).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulator.constants import INPUT_DATA_DIR
+from emulator.errors import InputNotFound, InvalidSpec
+from emulator.s3 import S3, is_s3, split_s3
+
+
+@dataclass
+class StagedChannel:
+    """A channel ready to mount: for each host, (host path, container path) pairs."""
+
+    name: str
+    request: Mapping[str, Any]
+    per_host: list[list[tuple[str, str]]] = field(default_factory=list)
+
+    def mounts_for(self, host_index: int) -> list[tuple[str, str]]:
+        """The read-only mounts host ``host_index`` gets for this channel."""
+        return self.per_host[host_index]
+
+    def input_data_config(self, algo: Mapping[str, Any]) -> dict[str, str]:
+        """This channel's entry in inputdataconfig.json, with the platform's key names."""
+        src = self.request.get("DataSource", {}).get("S3DataSource", {})
+        entry: dict[str, str] = {}
+        if self.request.get("ContentType"):
+            entry["ContentType"] = self.request["ContentType"]
+        entry["TrainingInputMode"] = self.request.get("InputMode") or algo.get("TrainingInputMode", "File")
+        entry["S3DistributionType"] = src.get("S3DataDistributionType", "FullyReplicated")
+        entry["RecordWrapperType"] = self.request.get("RecordWrapperType", "None")
+        return entry
+
+
+def stage_channel(channel: Mapping[str, Any], work: Path, s3: S3, hosts: int) -> StagedChannel:
+    """Resolve a channel's data and decide what each host sees at /opt/ml/input/data/<name>."""
+    name = channel["ChannelName"]
+    src = channel.get("DataSource", {}).get("S3DataSource")
+    if not src:
+        raise InvalidSpec(f"InputDataConfig[{name}].DataSource.S3DataSource: missing; give the channel a location")
+    uri: str = src["S3Uri"]
+    data_type = src.get("S3DataType", "S3Prefix")
+    sharded = src.get("S3DataDistributionType", "FullyReplicated") == "ShardedByS3Key"
+    if data_type == "AugmentedManifestFile":
+        raise InvalidSpec(f"InputDataConfig[{name}]: AugmentedManifestFile needs Pipe mode, which is not emulated")
+    target = f"{INPUT_DATA_DIR}/{name}"
+    staged = StagedChannel(name, channel)
+
+    if data_type == "ManifestFile":
+        files = _manifest_files(uri, s3, name)
+    elif is_s3(uri):
+        files = [(f"s3://{split_s3(uri)[0]}/{k}", _rel(k, split_s3(uri)[1])) for k, _ in s3.list_keys(uri)
+                 if not k.endswith("/")]
+        if not files:
+            raise InputNotFound(f"channel {name!r}: no objects under {uri}; upload the data or fix the S3Uri")
+    else:
+        path = Path(uri.removeprefix("file://")).expanduser().resolve()
+        if not path.exists():
+            raise InputNotFound(f"channel {name!r}: local path {uri!r} does not exist; fix the path or create it")
+        if not sharded or hosts == 1:
+            mount = (str(path), target if path.is_dir() else f"{target}/{path.name}")
+            staged.per_host = [[mount] for _ in range(hosts)]
+            return staged
+        files = [(str(p), p.relative_to(path).as_posix()) for p in sorted(path.rglob("*")) if p.is_file()] \
+            if path.is_dir() else [(str(path), path.name)]
+
+    for i in range(hosts):
+        mine = files[i::hosts] if sharded else files
+        host_dir = work / name / f"host-{i}"
+        host_dir.mkdir(parents=True, exist_ok=True)
+        for source, rel in mine:
+            _place(source, host_dir / rel, s3)
+        staged.per_host.append([(str(host_dir), target)])
+        if not sharded:  # every host sees the same copy
+            staged.per_host.extend([(str(host_dir), target)] for _ in range(hosts - 1))
+            break
+    return staged
+
+
+def _rel(key: str, prefix: str) -> str:
+    return key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
+
+
+def _place(source: str, target: Path, s3: S3) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if is_s3(source):
+        s3.download_file(source, target)
+        return
+    try:
+        os.link(source, target)  # cheap and read-only mounted anyway
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _manifest_files(uri: str, s3: S3, name: str) -> list[tuple[str, str]]:
+    """A ManifestFile: ``[{"prefix": "s3://b/p/"}, "rel/1", "rel/2"]`` -> (source, relative path) pairs."""
+    try:
+        raw = s3.read_bytes(uri) if is_s3(uri) else Path(uri).read_bytes()
+        doc = json.loads(raw)
+        prefix = doc[0]["prefix"]
+        rels = [str(r) for r in doc[1:]]
+    except FileNotFoundError:
+        raise InputNotFound(f"channel {name!r}: manifest {uri!r} does not exist") from None
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise InvalidSpec(f'channel {name!r}: manifest {uri!r} must be [{{"prefix": "..."}}, "rel/path", ...]') from None
+    return [(prefix.rstrip("/") + "/" + r if is_s3(prefix) else str(Path(prefix) / r), r) for r in rels]
