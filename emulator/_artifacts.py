@@ -7,6 +7,7 @@ ever lands on the host as root-owned files; the emulator writes every host file 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import shutil
 import tarfile
@@ -44,14 +45,17 @@ class _ChunkReader(io.RawIOBase):
 
 def iter_members(stream: Iterable[bytes]) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
     """Walk a tar stream from ``get_archive`` (its top-level entry is the directory that was asked for)."""
-    with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream), 1 << 20), mode="r|") as tf:
+    chunks = iter(stream)
+    first = next((chunk for chunk in chunks if chunk), None)
+    if first is None:
+        return  # an empty stream: get_archive of a path that does not exist (e.g. no failure file)
+    reader = _ChunkReader(itertools.chain([first], chunks))
+    with tarfile.open(fileobj=io.BufferedReader(reader, 1 << 20), mode="r|") as tf:
         for member in tf:
             yield member, tf
 
 
-def repack(
-    streams: Iterable[Iterable[bytes]], target: Path, *, compress: bool = True
-) -> int:
+def repack(streams: Iterable[Iterable[bytes]], target: Path, *, compress: bool = True) -> int:
     """Merge container tar streams of one directory (one per host) into ``target`` with entries at its root.
 
     Returns the number of regular files written. Later hosts' files of the same name win, as in the
@@ -59,8 +63,7 @@ def repack(
     """
     count = 0
     seen: set[str] = set()
-    mode = "w:gz" if compress else "w"
-    with tarfile.open(target, mode, compresslevel=6) if compress else tarfile.open(target, mode) as out:
+    with tarfile.open(target, "w:gz", compresslevel=6) if compress else tarfile.open(target, "w") as out:
         for stream in streams:
             for member, tf in iter_members(stream):
                 name = member.name.split("/", 1)[1] if "/" in member.name else ""
@@ -119,7 +122,9 @@ def _extract_tar(archive: Path, dest: Path, shown: str) -> Path:
         with tarfile.open(archive, "r:*") as tf:
             tf.extractall(dest, filter="data")
     except (tarfile.TarError, OSError) as exc:
-        raise InvalidSpec(f"model {shown!r} is not a readable .tar.gz ({exc}); pass the archive a training job wrote") from None
+        raise InvalidSpec(
+            f"model {shown!r} is not a readable .tar.gz ({exc}); pass the archive a training job wrote"
+        ) from None
     return dest
 
 

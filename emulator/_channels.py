@@ -1,4 +1,4 @@
-"""Training input channels: a local path or an s3:// location, staged for File mode.
+"""Input data (training channels, processing inputs): a local path or an s3:// location, staged for File mode.
 
 Local data is bind-mounted read-only (the user's files can never be changed through the channel);
 S3 data is downloaded into the job's work dir first. ``ShardedByS3Key`` gives host i every n-th object
@@ -50,47 +50,72 @@ def stage_channel(channel: Mapping[str, Any], work: Path, s3: S3, hosts: int) ->
     src = channel.get("DataSource", {}).get("S3DataSource")
     if not src:
         raise InvalidSpec(f"InputDataConfig[{name}].DataSource.S3DataSource: missing; give the channel a location")
-    uri: str = src["S3Uri"]
-    data_type = src.get("S3DataType", "S3Prefix")
-    sharded = src.get("S3DataDistributionType", "FullyReplicated") == "ShardedByS3Key"
-    if data_type == "AugmentedManifestFile":
+    if src.get("S3DataType") == "AugmentedManifestFile":
         raise InvalidSpec(f"InputDataConfig[{name}]: AugmentedManifestFile needs Pipe mode, which is not emulated")
-    target = f"{INPUT_DATA_DIR}/{name}"
     staged = StagedChannel(name, channel)
-
-    if data_type == "ManifestFile":
-        files = _manifest_files(uri, s3, name)
-    elif is_s3(uri):
-        files = [(f"s3://{split_s3(uri)[0]}/{k}", _rel(k, split_s3(uri)[1])) for k, _ in s3.list_keys(uri)
-                 if not k.endswith("/")]
-        if not files:
-            raise InputNotFound(f"channel {name!r}: no objects under {uri}; upload the data or fix the S3Uri")
-    else:
-        path = Path(uri.removeprefix("file://")).expanduser().resolve()
-        if not path.exists():
-            raise InputNotFound(f"channel {name!r}: local path {uri!r} does not exist; fix the path or create it")
-        if not sharded or hosts == 1:
-            mount = (str(path), target if path.is_dir() else f"{target}/{path.name}")
-            staged.per_host = [[mount] for _ in range(hosts)]
-            return staged
-        files = [(str(p), p.relative_to(path).as_posix()) for p in sorted(path.rglob("*")) if p.is_file()] \
-            if path.is_dir() else [(str(path), path.name)]
-
-    for i in range(hosts):
-        mine = files[i::hosts] if sharded else files
-        host_dir = work / name / f"host-{i}"
-        host_dir.mkdir(parents=True, exist_ok=True)
-        for source, rel in mine:
-            _place(source, host_dir / rel, s3)
-        staged.per_host.append([(str(host_dir), target)])
-        if not sharded:  # every host sees the same copy
-            staged.per_host.extend([(str(host_dir), target)] for _ in range(hosts - 1))
-            break
+    staged.per_host = stage_data(
+        src["S3Uri"],
+        f"{INPUT_DATA_DIR}/{name}",
+        work / name,
+        s3,
+        hosts,
+        what=f"channel {name!r}",
+        data_type=src.get("S3DataType", "S3Prefix"),
+        sharded=src.get("S3DataDistributionType", "FullyReplicated") == "ShardedByS3Key",
+    )
     return staged
 
 
+def stage_data(
+    uri: str,
+    target: str,
+    work: Path,
+    s3: S3,
+    hosts: int,
+    *,
+    what: str,
+    data_type: str = "S3Prefix",
+    sharded: bool = False,
+) -> list[list[tuple[str, str]]]:
+    """For each host, the read-only (host path, container path) mounts that put ``uri``'s data at ``target``.
+
+    A local directory or file is mounted as it is (a file appears inside ``target``); S3 objects, manifests
+    and shards are placed into per-host dirs under ``work`` first.
+    """
+    if data_type == "ManifestFile":
+        files = _manifest_files(uri, s3, what)
+    elif is_s3(uri):
+        bucket, prefix = split_s3(uri)
+        files = [(f"s3://{bucket}/{k}", _rel(k, prefix)) for k, _ in s3.list_keys(uri) if not k.endswith("/")]
+        if not files:
+            raise InputNotFound(f"{what}: no objects under {uri}; upload the data or fix the S3Uri")
+    else:
+        path = Path(uri.removeprefix("file://")).expanduser().resolve()
+        if not path.exists():
+            raise InputNotFound(f"{what}: local path {uri!r} does not exist; fix the path or create it")
+        if not sharded or hosts == 1:
+            mount = (str(path), target if path.is_dir() else f"{target}/{path.name}")
+            return [[mount] for _ in range(hosts)]
+        files = (
+            [(str(p), p.relative_to(path).as_posix()) for p in sorted(path.rglob("*")) if p.is_file()]
+            if path.is_dir()
+            else [(str(path), path.name)]
+        )
+
+    per_host: list[list[tuple[str, str]]] = []
+    for i in range(hosts if sharded else 1):
+        host_dir = work / f"host-{i}"
+        host_dir.mkdir(parents=True, exist_ok=True)
+        for source, rel in files[i::hosts] if sharded else files:
+            _place(source, host_dir / rel, s3)
+        per_host.append([(str(host_dir), target)])
+    if not sharded:  # every host sees the same copy
+        per_host *= hosts
+    return per_host
+
+
 def _rel(key: str, prefix: str) -> str:
-    return key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
+    return key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
 
 
 def _place(source: str, target: Path, s3: S3) -> None:
@@ -104,7 +129,7 @@ def _place(source: str, target: Path, s3: S3) -> None:
         shutil.copy2(source, target)
 
 
-def _manifest_files(uri: str, s3: S3, name: str) -> list[tuple[str, str]]:
+def _manifest_files(uri: str, s3: S3, what: str) -> list[tuple[str, str]]:
     """A ManifestFile: ``[{"prefix": "s3://b/p/"}, "rel/1", "rel/2"]`` -> (source, relative path) pairs."""
     try:
         raw = s3.read_bytes(uri) if is_s3(uri) else Path(uri).read_bytes()
@@ -112,7 +137,7 @@ def _manifest_files(uri: str, s3: S3, name: str) -> list[tuple[str, str]]:
         prefix = doc[0]["prefix"]
         rels = [str(r) for r in doc[1:]]
     except FileNotFoundError:
-        raise InputNotFound(f"channel {name!r}: manifest {uri!r} does not exist") from None
+        raise InputNotFound(f"{what}: manifest {uri!r} does not exist; fix the path") from None
     except (ValueError, KeyError, IndexError, TypeError):
-        raise InvalidSpec(f'channel {name!r}: manifest {uri!r} must be [{{"prefix": "..."}}, "rel/path", ...]') from None
+        raise InvalidSpec(f'{what}: manifest {uri!r} must be [{{"prefix": "..."}}, "rel/path", ...]') from None
     return [(prefix.rstrip("/") + "/" + r if is_s3(prefix) else str(Path(prefix) / r), r) for r in rels]

@@ -7,6 +7,7 @@ Ctrl-C, Docker errors) unless the config says to keep them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import signal
@@ -121,8 +122,12 @@ class Cluster:
 
     def run(self, max_runtime_s: float | None) -> Outcome:
         """Start every host, stream logs, wait; stop everything on timeout, a host's failure or Ctrl-C."""
-        outcome = Outcome([HostOutcome(s.hostname or f"host-{i}", cid) for i, (s, cid) in
-                           enumerate(zip(self._specs, self._ids, strict=True))])
+        outcome = Outcome(
+            [
+                HostOutcome(s.hostname or f"host-{i}", cid)
+                for i, (s, cid) in enumerate(zip(self._specs, self._ids, strict=True))
+            ]
+        )
         outcome.start_time = time.time()
         deadline = None if max_runtime_s is None else outcome.start_time + max_runtime_s
         try:
@@ -146,10 +151,8 @@ class Cluster:
                 t.join(timeout=5)
             outcome.log_lines = self._lines
         for host in outcome.hosts:
-            try:
+            with contextlib.suppress(Exception):  # informative only
                 host.oom_killed = self._docker.state(host.container_id).oom_killed
-            except Exception:  # noqa: BLE001 - informative only
-                pass
         return outcome
 
     def _wait_all(self, outcome: Outcome, deadline: float | None) -> None:
@@ -159,8 +162,11 @@ class Cluster:
                 remaining = None if deadline is None else deadline - time.time()
                 if remaining is not None and remaining <= 0:
                     outcome.stopped_reason = "MaxRuntimeExceeded"
-                    logger.warning("job %s reached MaxRuntimeInSeconds; stopping (SIGTERM, SIGKILL after %ss)",
-                                   self._job, self._grace)
+                    logger.warning(
+                        "job %s reached MaxRuntimeInSeconds; stopping (SIGTERM, SIGKILL after %ss)",
+                        self._job,
+                        self._grace,
+                    )
                     self._stop_all(outcome)
                     return
                 # Poll each host in short slices so one slow host does not hide another's failure.
@@ -180,10 +186,8 @@ class Cluster:
         grace = self._grace if grace_s is None else grace_s
         running = [h for h in outcome.hosts if h.exit_code is None]
         for h in running:
-            try:
+            with contextlib.suppress(Exception):  # it may be gone already
                 self._docker.signal(h.container_id, signal.SIGTERM)
-            except Exception:  # noqa: BLE001 - it may be gone already
-                pass
         end = time.time() + grace
         for h in running:
             code = self._docker.wait(h.container_id, timeout_s=max(0.01, end - time.time()))
@@ -200,11 +204,12 @@ class Cluster:
                         self._lines.append((host.host, line))
                 try:
                     self._sink(host.host, line)
-                except Exception:  # noqa: BLE001 - a broken sink must not break the job
+                except Exception:
                     logger.exception("log sink failed")
 
-        t = threading.Thread(target=pump, args=(self._docker.iter_log_lines(host.container_id),),
-                             name=f"logs-{host.host}", daemon=True)
+        t = threading.Thread(
+            target=pump, args=(self._docker.iter_log_lines(host.container_id),), name=f"logs-{host.host}", daemon=True
+        )
         t.start()
         self._threads.append(t)
 
@@ -216,7 +221,9 @@ class Cluster:
         """The last lines host ``index`` printed."""
         return self._docker.logs_tail(self._ids[index], lines)
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._keep:
             logger.warning("keeping containers %s (keep_containers is set)", ", ".join(i[:12] for i in self._ids))
             return
@@ -242,6 +249,7 @@ def start_failure(exc: EmulatorError, image: str, command: list[str]) -> Contain
             f"image {image!r} cannot run {what!r} ({found.group(0) if found else text}); SageMaker runs "
             f"'docker run IMAGE {' '.join(command)}', so put an executable named {what!r} on PATH "
             f"or use an exec-form ENTRYPOINT",
-            image=image, command=command,
+            image=image,
+            command=command,
         )
     return ContainerFailed(f"could not start image {image!r}: {text}", image=image, command=command)

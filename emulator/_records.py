@@ -119,8 +119,9 @@ def iter_records(
 ) -> Iterator[bytes]:
     """Split a stream into records like ``TransformInput.SplitType`` (see the module doc for the rules).
 
-    ``SplitType=None`` yields the whole object as one record (at most ``max_record_bytes``; use
-    ``iter_chunks`` to stream larger ones). RecordIO and TFRecord records are yielded framed.
+    ``SplitType=None`` yields the whole object as one record (at most ``max_record_bytes``: pass the
+    payload limit to fail fast; use ``iter_chunks`` to stream larger objects). RecordIO and TFRecord
+    records are yielded framed.
 
     Raises:
         InvalidBatchConfig: unknown ``split_type``.
@@ -335,10 +336,10 @@ def _batches(
     source: str,
 ) -> Iterator[Batch]:
     line = split_type == "Line"
-    sep = 1 if line else 0
-    wires: list[bytes] = []
+    # A bytearray holds the pending payload: tiny records cost their bytes, not a bytes object each.
+    buf = bytearray()
     originals: list[bytes] = []
-    size = 0
+    count = 0
     first = 1
     for n, record in enumerate(records, 1):
         wire = record if input_filter is None else _filtered(input_filter, record, n, source)
@@ -348,29 +349,21 @@ def _batches(
                 raise _too_large(n, source, len(wire), limit, line)
             yield Batch(wire, 1, n, (record,) if keep else ())
             continue
-        need = len(wire) + sep
+        need = len(wire) + line
         if limit is not None:
             if need > limit:
                 raise _too_large(n, source, need, limit, line)
-            if size + need > limit:
-                yield _batch(wires, originals, first, line)
-                wires, originals, size, first = [], [], 0, n
-        wires.append(wire)
-        size += need
+            if len(buf) + need > limit:
+                yield Batch(bytes(buf), count, first, tuple(originals))
+                buf, originals, count, first = bytearray(), [], 0, n
+        buf += wire
+        if line:
+            buf += b"\n"
+        count += 1
         if keep:
             originals.append(record)
-    if wires:
-        yield _batch(wires, originals, first, line)
-
-
-def _batch(wires: list[bytes], originals: list[bytes], first: int, line: bool) -> Batch:
-    count = len(wires)
-    if line:
-        wires.append(b"")  # join once, ending the payload with a newline
-        payload = b"\n".join(wires)
-    else:
-        payload = b"".join(wires)
-    return Batch(payload, count, first, tuple(originals))
+    if count:
+        yield Batch(bytes(buf), count, first, tuple(originals))
 
 
 def _filtered(input_filter: Callable[[bytes], bytes], record: bytes, n: int, source: str) -> bytes:
@@ -683,7 +676,8 @@ class DataProcessor:
     def process_output(self, records: Sequence[bytes], response: bytes, *, first_record: int = 1) -> list[bytes]:
         """Turn one response into output records: join with ``records`` (the originals), then ``OutputFilter``.
 
-        CSV and JSON Lines outputs end with a newline, so AssembleWith None and Line give the same file.
+        Joined CSV and JSON Lines outputs end with a newline, so AssembleWith None and Line agree; without a
+        join, a filtered response keeps its own line structure.
 
         Raises:
             ResponseMismatch: the response does not hold one result per record (JoinSource=Input).

@@ -8,6 +8,7 @@ ends never leaves its containers behind. ``python -m emulator cleanup`` sweeps o
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import re
@@ -29,7 +30,13 @@ _lock = threading.Lock()
 
 def labels(kind: str, job: str) -> dict[str, str]:
     """The labels every container and network of a job carries."""
-    return {LABEL_MANAGED: "true", LABEL_SESSION: SESSION_ID, LABEL_KIND: kind, LABEL_JOB: job, LABEL_PID: str(os.getpid())}
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_SESSION: SESSION_ID,
+        LABEL_KIND: kind,
+        LABEL_JOB: job,
+        LABEL_PID: str(os.getpid()),
+    }
 
 
 def register(docker: Any, resource_id: str, what: str) -> None:
@@ -50,10 +57,8 @@ def _sweep() -> None:
         items = list(_live.items())
         _live.clear()
     for resource_id, (docker, what) in sorted(items, key=lambda kv: kv[1][1]):  # containers before networks
-        try:
+        with contextlib.suppress(Exception):  # the interpreter is exiting: best effort
             (docker.remove if what == "container" else docker.remove_network)(resource_id)
-        except Exception:  # noqa: BLE001 - interpreter is exiting; best effort
-            pass
 
 
 def now() -> datetime:

@@ -9,8 +9,9 @@ from emulator.constants import LABEL_JOB, LABEL_PID
 from emulator.docker_client import DockerClient
 
 
-def sweep(config: EmulatorConfig, *, include_running_sessions: bool = False,
-          dry_run: bool = False) -> list[tuple[str, str, str]]:
+def sweep(
+    config: EmulatorConfig, *, include_running_sessions: bool = False, dry_run: bool = False
+) -> list[tuple[str, str, str]]:
     """Remove (or list) labelled containers, then networks; returns (kind, id, name/job) of each."""
     docker = DockerClient(config)
     containers, networks = docker.list_managed()

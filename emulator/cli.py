@@ -44,10 +44,17 @@ def _kv(text: str) -> tuple[str, str]:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("emulator options")
-    g.add_argument("--keep-containers", action="store_true", default=None,
-                   help="leave containers behind after the job, for debugging (remove with 'cleanup')")
-    g.add_argument("--s3-endpoint", metavar="URL",
-                   help="S3 endpoint for s3:// locations (default: a moto server started on 127.0.0.1)")
+    g.add_argument(
+        "--keep-containers",
+        action="store_true",
+        default=None,
+        help="leave containers behind after the job, for debugging (remove with 'cleanup')",
+    )
+    g.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3 endpoint for s3:// locations (default: a moto server started on 127.0.0.1)",
+    )
     g.add_argument("--json", action="store_true", help="print the Describe* result as JSON on stdout")
     g.add_argument("-q", "--quiet", action="store_true", help="do not stream container logs")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -56,7 +63,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 # -- train ------------------------------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "train", help="run a training job (CreateTrainingJob)", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "train",
+        help="run a training job (CreateTrainingJob)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a training job like SageMaker's CreateTrainingJob and print DescribeTrainingJob's outcome.",
         epilog="""examples:
   python -m emulator train --image my-algo:latest --channel train=data/train --hp max_depth=3 --output out
@@ -65,23 +74,41 @@ def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 Channels and the output may be local paths or s3:// URIs. Hyperparameters reach the container as
 strings in /opt/ml/input/config/hyperparameters.json, exactly as on SageMaker.
-""" + EPILOG)
+"""
+        + EPILOG,
+    )
     p.add_argument("--spec", metavar="FILE", help="CreateTrainingJob request (YAML or JSON)")
     p.add_argument("--image", help="training image (AlgorithmSpecification.TrainingImage)")
     p.add_argument("--job-name", help="TrainingJobName (default: <image>-<timestamp>)")
-    p.add_argument("--channel", action="append", type=_kv, default=[], metavar="NAME=PATH",
-                   help="input channel from a local path or s3:// URI (repeatable)")
+    p.add_argument(
+        "--channel",
+        action="append",
+        type=_kv,
+        default=[],
+        metavar="NAME=PATH",
+        help="input channel from a local path or s3:// URI (repeatable)",
+    )
     p.add_argument("--hp", action="append", type=_kv, default=[], metavar="KEY=VALUE", help="hyperparameter")
     p.add_argument("--env", action="append", type=_kv, default=[], metavar="KEY=VALUE", help="environment variable")
-    p.add_argument("--metric", action="append", type=_kv, default=[], metavar="NAME=REGEX",
-                   help="metric definition: first group of REGEX in the logs")
+    p.add_argument(
+        "--metric",
+        action="append",
+        type=_kv,
+        default=[],
+        metavar="NAME=REGEX",
+        help="metric definition: first group of REGEX in the logs",
+    )
     p.add_argument("--output", metavar="DIR_OR_S3", help="OutputDataConfig.S3OutputPath (default: ./output)")
     p.add_argument("--instance-type", help="ResourceConfig.InstanceType (default ml.m5.large)")
     p.add_argument("--instance-count", type=int, help="ResourceConfig.InstanceCount (hosts algo-1..N)")
     p.add_argument("--max-runtime", type=int, metavar="SECONDS", help="StoppingCondition.MaxRuntimeInSeconds")
     p.add_argument("--network-isolation", action="store_true", default=None, help="EnableNetworkIsolation")
-    p.add_argument("--stop-grace", type=float, metavar="SECONDS",
-                   help="seconds between SIGTERM and SIGKILL when stopping (platform: 120)")
+    p.add_argument(
+        "--stop-grace",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between SIGTERM and SIGKILL when stopping (platform: 120)",
+    )
     _add_common(p)
     _HANDLERS["train"] = _run_train
 
@@ -101,11 +128,22 @@ def training_request(args: argparse.Namespace) -> dict[str, Any]:
     if args.env:
         req.setdefault("Environment", {}).update(dict(args.env))
     if args.metric:
-        algo["MetricDefinitions"] = [*algo.get("MetricDefinitions", []), *({"Name": n, "Regex": r} for n, r in args.metric)]
+        algo["MetricDefinitions"] = [
+            *algo.get("MetricDefinitions", []),
+            *({"Name": n, "Regex": r} for n, r in args.metric),
+        ]
     channels = {c["ChannelName"]: c for c in req.get("InputDataConfig", [])}
     for name, location in args.channel:
-        channels[name] = {"ChannelName": name, "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": location, "S3DataDistributionType": "FullyReplicated"}}}
+        channels[name] = {
+            "ChannelName": name,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": location,
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
     if channels:
         req["InputDataConfig"] = list(channels.values())
     if args.output:
@@ -119,8 +157,9 @@ def training_request(args: argparse.Namespace) -> dict[str, Any]:
     if args.network_isolation:
         req["EnableNetworkIsolation"] = True
     if not algo.get("TrainingImage"):
-        raise errors.InvalidSpec("no training image: pass --image IMAGE or set AlgorithmSpecification.TrainingImage "
-                                 "in --spec")
+        raise errors.InvalidSpec(
+            "no training image: pass --image IMAGE or set AlgorithmSpecification.TrainingImage in --spec"
+        )
     return req
 
 
@@ -130,25 +169,35 @@ def _run_train(args: argparse.Namespace, config: EmulatorConfig) -> int:
     if args.stop_grace is not None:
         config = config.with_(training_stop_grace_s=args.stop_grace)
     job = TrainingJob(training_request(args), config=config, log_sink=_log_sink(args))
-    print(f"training job {job.name}: starting on {job.request['ResourceConfig']['InstanceCount']} x "
-          f"{job.request['ResourceConfig']['InstanceType']}", file=sys.stderr)
+    print(
+        f"training job {job.name}: starting on {job.request['ResourceConfig']['InstanceCount']} x "
+        f"{job.request['ResourceConfig']['InstanceType']}",
+        file=sys.stderr,
+    )
     result = job.run()
-    _print_result(args, result, [
-        ("status", f"{result['TrainingJobStatus']} ({result['SecondaryStatus']})"),
-        ("reason", result.get("FailureReason")),
-        ("model", result["ModelArtifacts"]["S3ModelArtifacts"]),
-        ("metrics", ", ".join(f"{m['MetricName']}={m['Value']:g}" for m in result.get("FinalMetricDataList", []))),
-        ("duration", _duration(result.get("TrainingStartTime"), result.get("TrainingEndTime"))),
-    ])
+    _print_result(
+        args,
+        result,
+        [
+            ("status", f"{result['TrainingJobStatus']} ({result['SecondaryStatus']})"),
+            ("reason", result.get("FailureReason")),
+            ("model", result["ModelArtifacts"]["S3ModelArtifacts"]),
+            ("metrics", ", ".join(f"{m['MetricName']}={m['Value']:g}" for m in result.get("FinalMetricDataList", []))),
+            ("duration", _duration(result.get("TrainingStartTime"), result.get("TrainingEndTime"))),
+        ],
+    )
     return errors.EXIT_OK if result["TrainingJobStatus"] == "Completed" else errors.EXIT_JOB_FAILED
 
 
 # -- cleanup ----------------------------------------------------------------------------------------------
 def _add_cleanup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("cleanup", help="remove containers and networks the emulator left behind",
-                       description="Remove containers and networks labelled sagemaker-emulator.managed=true, and "
-                                   "nothing else. Resources of emulator processes still running are kept unless "
-                                   "--all is given.")
+    p = sub.add_parser(
+        "cleanup",
+        help="remove containers and networks the emulator left behind",
+        description="Remove containers and networks labelled sagemaker-emulator.managed=true, and "
+        "nothing else. Resources of emulator processes still running are kept unless "
+        "--all is given.",
+    )
     p.add_argument("--all", action="store_true", help="also remove resources of emulator processes still running")
     p.add_argument("--dry-run", action="store_true", help="list what would be removed")
     _HANDLERS["cleanup"] = _run_cleanup
@@ -167,9 +216,12 @@ def _run_cleanup(args: argparse.Namespace, config: EmulatorConfig) -> int:
 
 # -- s3-server --------------------------------------------------------------------------------------------
 def _add_s3_server(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("s3-server", help="run a moto S3 server on 127.0.0.1 until Ctrl-C",
-                       description="Run a moto S3 server on 127.0.0.1 so that several emulator commands share "
-                                   "one S3 (pass --s3-endpoint http://127.0.0.1:PORT to them).")
+    p = sub.add_parser(
+        "s3-server",
+        help="run a moto S3 server on 127.0.0.1 until Ctrl-C",
+        description="Run a moto S3 server on 127.0.0.1 so that several emulator commands share "
+        "one S3 (pass --s3-endpoint http://127.0.0.1:PORT to them).",
+    )
     p.add_argument("--port", type=int, default=4566)
     _HANDLERS["s3-server"] = _run_s3_server
 
@@ -217,10 +269,11 @@ def _print_result(args: argparse.Namespace, result: dict[str, Any], rows: list[t
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (exposed for docs and tests)."""
     parser = argparse.ArgumentParser(
-        prog="python -m emulator", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m emulator",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A local SageMaker for bring-your-own-container images: training jobs, endpoints, batch "
-                    "transform, processing jobs and pipelines on your Docker engine, with SageMaker's own request "
-                    "and response shapes.",
+        "transform, processing jobs and pipelines on your Docker engine, with SageMaker's own request "
+        "and response shapes.",
         epilog=EPILOG + "\nrun 'python -m emulator COMMAND --help' for a command's flags and examples",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -230,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
-    _add_train, _add_cleanup, _add_s3_server,
+    _add_train,
+    _add_cleanup,
+    _add_s3_server,
 ]
 
 
@@ -242,15 +297,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-                        format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
     for noisy in ("urllib3", "docker", "botocore", "boto3", "s3transfer", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if threading_main():
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        config = EmulatorConfig.from_env(keep_containers=getattr(args, "keep_containers", None),
-                                         s3_endpoint_url=getattr(args, "s3_endpoint", None))
+        config = EmulatorConfig.from_env(
+            keep_containers=getattr(args, "keep_containers", None), s3_endpoint_url=getattr(args, "s3_endpoint", None)
+        )
         return _HANDLERS[args.command](args, config)
     except errors.EmulatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -258,6 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: everything the emulator started has been removed", file=sys.stderr)
         return errors.EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. piped into `head`: not an error of the job
+        sys.stderr.close()
+        return errors.EXIT_OK
 
 
 def threading_main() -> bool:

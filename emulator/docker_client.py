@@ -27,7 +27,9 @@ from emulator.errors import ContainerFailed, DockerUnavailable, EmulatorError, I
 
 logger = logging.getLogger(__name__)
 
-_FIX_ENGINE = "start Docker ('bash scripts/ensure_docker.sh' as root, or 'sudo systemctl start docker') or set DOCKER_HOST"
+_FIX_ENGINE = (
+    "start Docker ('bash scripts/ensure_docker.sh' as root, or 'sudo systemctl start docker') or set DOCKER_HOST"
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class ContainerSpec:
     nano_cpus: int | None = None
     mem_limit: int | None = None
     shm_size: int | None = None
+    #: Extra /etc/hosts entries (host name -> address), e.g. a host's own name under network mode "none".
+    extra_hosts: dict[str, str] = field(default_factory=dict)
     #: Files (container path -> bytes) and empty directories written into the container before it starts.
     files: dict[str, bytes] = field(default_factory=dict)
     dirs: list[str] = field(default_factory=list)
@@ -124,7 +128,7 @@ class DockerClient:
     def image_info(self, image: str) -> ImageInfo:
         """Inspect a local image (pulling it first only when the config allows)."""
         try:
-            attrs = self._api.inspect_image(image)
+            attrs: dict[str, Any] = self._api.inspect_image(image)  # type: ignore[no-untyped-call]
         except docker.errors.ImageNotFound:
             if not self._pull:
                 raise ImageNotFound(
@@ -148,7 +152,7 @@ class DockerClient:
         logger.info("pulling image %s", image)
         try:
             self._client.images.pull(image)
-            result: dict[str, Any] = self._api.inspect_image(image)
+            result: dict[str, Any] = self._api.inspect_image(image)  # type: ignore[no-untyped-call]
             return result
         except docker.errors.APIError as exc:
             raise ImageNotFound(
@@ -158,7 +162,7 @@ class DockerClient:
     # -- containers -----------------------------------------------------------------------------------
     def create(self, spec: ContainerSpec) -> str:
         """Create (not start) a container, then write ``spec.files``/``spec.dirs`` into it."""
-        ports: dict[str, Any] = {}
+        ports: dict[int | str, Any] = {}
         if spec.publish_port is not None:
             ports = {f"{spec.publish_port}/tcp": ("127.0.0.1", None)}
         mounts = [
@@ -175,11 +179,12 @@ class DockerClient:
             nano_cpus=spec.nano_cpus,
             mem_limit=spec.mem_limit,
             shm_size=spec.shm_size,
+            extra_hosts=spec.extra_hosts or None,
         )
         networking_config = None
         if spec.network and spec.network not in {"none", "bridge", "host"}:
             networking_config = self._api.create_networking_config(
-                {spec.network: self._api.create_endpoint_config(aliases=spec.network_aliases or None)}
+                {spec.network: self._api.create_endpoint_config(aliases=spec.network_aliases or None)}  # type: ignore[arg-type]
             )
         try:
             created = self._api.create_container(
@@ -222,7 +227,7 @@ class DockerClient:
     def wait(self, container_id: str, timeout_s: float | None = None) -> int | None:
         """Wait for the container to exit; its exit code, or None when ``timeout_s`` passed first."""
         try:
-            result = self._api.wait(container_id, timeout=timeout_s)
+            result = self._api.wait(container_id, timeout=timeout_s)  # type: ignore[arg-type]
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             return None
         code: int = result.get("StatusCode", -1)
@@ -248,7 +253,9 @@ class DockerClient:
     def state(self, container_id: str) -> ContainerState:
         """The container's current state."""
         st = self._api.inspect_container(container_id)["State"]
-        return ContainerState(status=st["Status"], exit_code=st.get("ExitCode", 0), oom_killed=st.get("OOMKilled", False))
+        return ContainerState(
+            status=st["Status"], exit_code=st.get("ExitCode", 0), oom_killed=st.get("OOMKilled", False)
+        )
 
     def iter_log_lines(self, container_id: str) -> Iterator[str]:
         """Follow stdout and stderr until the container exits, one decoded line at a time."""
@@ -303,7 +310,9 @@ class DockerClient:
     # -- networks -------------------------------------------------------------------------------------
     def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> str:
         """A user-defined bridge network (``internal``: no route out), labelled as ours."""
-        created = self._api.create_network(name, driver="bridge", internal=internal, labels={LABEL_MANAGED: "true", **labels})
+        created = self._api.create_network(
+            name, driver="bridge", internal=internal, labels={LABEL_MANAGED: "true", **labels}
+        )
         network_id: str = created["Id"]
         return network_id
 

@@ -50,7 +50,12 @@ class ContainerFailed(EmulatorError):
     exit_code = EXIT_JOB_FAILED
 
     def __init__(
-        self, message: str, *, image: str = "", command: list[str] | None = None, exit_code: int | None = None,
+        self,
+        message: str,
+        *,
+        image: str = "",
+        command: list[str] | None = None,
+        exit_code: int | None = None,
         log_tail: str = "",
     ) -> None:
         super().__init__(message)

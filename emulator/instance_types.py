@@ -25,12 +25,24 @@ class Resources:
 
 _FAMILIES: dict[str, dict[str, tuple[int, int]]] = {
     # family: size -> (vCPUs, GiB)
-    "m5": {"large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32), "4xlarge": (16, 64), "12xlarge": (48, 192),
-           "24xlarge": (96, 384)},
+    "m5": {
+        "large": (2, 8),
+        "xlarge": (4, 16),
+        "2xlarge": (8, 32),
+        "4xlarge": (16, 64),
+        "12xlarge": (48, 192),
+        "24xlarge": (96, 384),
+    },
     "m6i": {"large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32), "4xlarge": (16, 64), "8xlarge": (32, 128)},
     "m7i": {"large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32), "4xlarge": (16, 64), "8xlarge": (32, 128)},
-    "c5": {"large": (2, 4), "xlarge": (4, 8), "2xlarge": (8, 16), "4xlarge": (16, 32), "9xlarge": (36, 72),
-           "18xlarge": (72, 144)},
+    "c5": {
+        "large": (2, 4),
+        "xlarge": (4, 8),
+        "2xlarge": (8, 16),
+        "4xlarge": (16, 32),
+        "9xlarge": (36, 72),
+        "18xlarge": (72, 144),
+    },
     "c6i": {"large": (2, 4), "xlarge": (4, 8), "2xlarge": (8, 16), "4xlarge": (16, 32), "8xlarge": (32, 64)},
     "r5": {"large": (2, 16), "xlarge": (4, 32), "2xlarge": (8, 64), "4xlarge": (16, 128)},
     "t2": {"medium": (2, 4), "large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32)},

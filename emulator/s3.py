@@ -34,7 +34,7 @@ def split_s3(uri: str) -> tuple[str, str]:
     """``s3://bucket/key/part`` -> ``("bucket", "key/part")``."""
     if not is_s3(uri):
         raise S3Error(f"{uri!r} is not an s3:// URI")
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     if not bucket:
         raise S3Error(f"{uri!r} names no bucket; write s3://BUCKET/KEY")
     return bucket, key
@@ -83,9 +83,7 @@ class S3:
         if self._client is None:
             endpoint = self.endpoint_url
             creds: dict[str, str] = {}
-            if self._server is not None or not (
-                os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
-            ):
+            if self._server is not None or not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
                 creds = dict(_DUMMY_CREDENTIALS)
             self._client = boto3.session.Session().client(
                 "s3",
@@ -125,7 +123,7 @@ class S3:
         return sorted(out)
 
     def download_prefix(self, uri: str, dest: Path, keys: list[str] | None = None) -> list[Path]:
-        """Download every object under ``uri`` (or just ``keys``) into ``dest``, keeping paths relative to the prefix."""
+        """Download every object under ``uri`` (or just ``keys``) into ``dest``, paths relative to the prefix."""
         bucket, prefix = split_s3(uri)
         chosen = keys if keys is not None else [k for k, _ in self.list_keys(uri)]
         chosen = [k for k in chosen if not k.endswith("/")]
@@ -133,7 +131,7 @@ class S3:
             raise InputNotFound(f"no objects under {uri}; upload the data there or fix the S3Uri")
         paths = []
         for key in chosen:
-            rel = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
+            rel = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             self.download_file(f"s3://{bucket}/{key}", target)

@@ -39,8 +39,10 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidSpec(f"spec file {str(path)!r} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
-                          f"{' '.join(str(exc).split())}") from None
+        raise InvalidSpec(
+            f"spec file {str(path)!r} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: "
+            f"{' '.join(str(exc).split())}"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidSpec(f"spec file {str(path)!r} must hold a mapping (the API request), not {type(data).__name__}")
     return data

@@ -39,7 +39,7 @@ DEFAULT_MAX_RUNTIME_S = 86400
 
 def with_defaults(request: Mapping[str, Any]) -> dict[str, Any]:
     """Fill what a local run can default (name, role, resources, stopping condition); the rest is the user's."""
-    req = json.loads(json.dumps(dict(request), default=str))
+    req: dict[str, Any] = json.loads(json.dumps(dict(request), default=str))
     req.setdefault("TrainingJobName", _session.job_name(_image_stem(req)))
     req.setdefault("RoleArn", DEFAULT_ROLE_ARN)
     algo = req.setdefault("AlgorithmSpecification", {})
@@ -89,21 +89,27 @@ class TrainingJob:
         if not algo.get("TrainingImage"):
             raise InvalidSpec("AlgorithmSpecification.TrainingImage: missing; name the image to train with (--image)")
         if algo.get("AlgorithmName"):
-            raise InvalidSpec("AlgorithmSpecification.AlgorithmName: marketplace algorithms cannot run locally; "
-                              "use TrainingImage")
+            raise InvalidSpec(
+                "AlgorithmSpecification.AlgorithmName: marketplace algorithms cannot run locally; use TrainingImage"
+            )
         if req["ResourceConfig"].get("InstanceGroups"):
-            raise InvalidSpec("ResourceConfig.InstanceGroups: heterogeneous clusters are not emulated; "
-                              "use InstanceType and InstanceCount")
+            raise InvalidSpec(
+                "ResourceConfig.InstanceGroups: heterogeneous clusters are not emulated; "
+                "use InstanceType and InstanceCount"
+            )
         if req["ResourceConfig"]["InstanceCount"] < 1:
             raise InvalidSpec("ResourceConfig.InstanceCount: must be at least 1")
         for ch in req.get("InputDataConfig", []):
             mode = ch.get("InputMode") or algo["TrainingInputMode"]
             if mode == "Pipe":
-                raise InvalidSpec(f"InputDataConfig[{ch['ChannelName']}].InputMode: Pipe mode is not emulated; "
-                                  "use File (or FastFile)")
+                raise InvalidSpec(
+                    f"InputDataConfig[{ch['ChannelName']}].InputMode: Pipe mode is not emulated; use File (or FastFile)"
+                )
             if "DataSource" in ch and "S3DataSource" not in ch["DataSource"]:
-                raise InvalidSpec(f"InputDataConfig[{ch['ChannelName']}].DataSource: only S3DataSource (an s3:// URI "
-                                  "or a local path) is emulated")
+                raise InvalidSpec(
+                    f"InputDataConfig[{ch['ChannelName']}].DataSource: only S3DataSource (an s3:// URI "
+                    "or a local path) is emulated"
+                )
         names = [ch["ChannelName"] for ch in req.get("InputDataConfig", [])]
         if len(set(names)) != len(names):
             raise InvalidSpec("InputDataConfig: channel names must be unique")
@@ -120,14 +126,23 @@ class TrainingJob:
         try:
             count = int(self.request["ResourceConfig"]["InstanceCount"])
             hosts = [constants.host_name(i) for i in range(count)]
-            channels = [stage_channel(ch, work / "channels", s3, len(hosts))
-                        for ch in self.request.get("InputDataConfig", [])]
+            channels = [
+                stage_channel(ch, work / "channels", s3, len(hosts)) for ch in self.request.get("InputDataConfig", [])
+            ]
             specs = [self._container_spec(i, hosts, channels, s3) for i in range(count)]
             isolated = bool(self.request.get("EnableNetworkIsolation"))
             self._transition("Training", "Training image download completed. Training in progress.")
-            with Cluster(docker, specs, kind="training", job_name=self.name, private_network=count > 1,
-                         internal_network=isolated, stop_grace_s=self.config.training_stop_grace_s,
-                         keep=self.config.keep_containers, log_sink=self._sink) as cluster:
+            with Cluster(
+                docker,
+                specs,
+                kind="training",
+                job_name=self.name,
+                private_network=count > 1,
+                internal_network=isolated,
+                stop_grace_s=self.config.training_stop_grace_s,
+                keep=self.config.keep_containers,
+                log_sink=self._sink,
+            ) as cluster:
                 try:
                     outcome = cluster.run(self.request["StoppingCondition"]["MaxRuntimeInSeconds"])
                 except EmulatorError as exc:
@@ -154,8 +169,10 @@ class TrainingJob:
             env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = self.config.region
         env.update(req.get("Environment") or {})
         entrypoint, command = _entrypoint_and_command(algo, "train")
-        files = {f"{constants.INPUT_CONFIG_DIR}/{name}": _json_bytes(body)
-                 for name, body in self._config_files(host, hosts, channels).items()}
+        files = {
+            f"{constants.INPUT_CONFIG_DIR}/{name}": _json_bytes(body)
+            for name, body in self._config_files(host, hosts, channels).items()
+        }
         checkpoint_dir = (req.get("CheckpointConfig") or {}).get("LocalPath") or constants.CHECKPOINT_DIR
         if req.get("CheckpointConfig"):
             files.update(_checkpoint_seed(req["CheckpointConfig"], checkpoint_dir, s3))
@@ -166,14 +183,31 @@ class TrainingJob:
             for source, target in ch.mounts_for(index):
                 mounts.append(Mount(target, source, read_only=True))
         nano, mem = docker_limits(req["ResourceConfig"]["InstanceType"])
+        no_network = isolated and len(hosts) == 1
         return ContainerSpec(
-            image=algo["TrainingImage"], command=command, entrypoint=entrypoint, environment=env, mounts=mounts,
-            name=f"{self.name[:40]}-{host}-{_session.short_token()}", hostname=host, network_aliases=[host],
-            network="none" if isolated and len(hosts) == 1 else None, nano_cpus=nano, mem_limit=mem,
+            image=algo["TrainingImage"],
+            command=command,
+            entrypoint=entrypoint,
+            environment=env,
+            mounts=mounts,
+            name=f"{self.name[:40]}-{host}-{_session.short_token()}",
+            hostname=host,
+            network_aliases=[host],
+            network="none" if no_network else None,
+            nano_cpus=nano,
+            mem_limit=mem,
+            # Docker writes no /etc/hosts entry for the hostname without a network; the host must still
+            # resolve its own name (current_host), as frameworks do when they rendezvous on hosts[0].
+            extra_hosts={host: "127.0.0.1"} if no_network else {},
             files=files,
             # Channel dirs are mount points (read-only): Docker makes them; writing into them would fail.
-            dirs=[constants.MODEL_DIR, constants.OUTPUT_DATA_DIR, constants.CHECKPOINT_DIR, checkpoint_dir,
-                  constants.INPUT_DATA_DIR],
+            dirs=[
+                constants.MODEL_DIR,
+                constants.OUTPUT_DATA_DIR,
+                constants.CHECKPOINT_DIR,
+                checkpoint_dir,
+                constants.INPUT_DATA_DIR,
+            ],
         )
 
     def _config_files(self, host: str, hosts: list[str], channels: list[StagedChannel]) -> dict[str, Any]:
@@ -181,22 +215,26 @@ class TrainingJob:
         itype = req["ResourceConfig"]["InstanceType"]
         files: dict[str, Any] = {
             constants.HYPERPARAMETERS_FILE: dict(req.get("HyperParameters") or {}),
-            constants.INPUT_DATA_CONFIG_FILE: {c.name: c.input_data_config(req["AlgorithmSpecification"])
-                                               for c in channels},
+            constants.INPUT_DATA_CONFIG_FILE: {
+                c.name: c.input_data_config(req["AlgorithmSpecification"]) for c in channels
+            },
             constants.RESOURCE_CONFIG_FILE: {
                 "current_host": host,
                 "current_instance_type": itype,
                 "current_group_name": constants.HOMOGENEOUS_GROUP,
                 "hosts": sorted(hosts),
-                "instance_groups": [{"instance_group_name": constants.HOMOGENEOUS_GROUP, "instance_type": itype,
-                                     "hosts": list(hosts)}],
+                "instance_groups": [
+                    {"instance_group_name": constants.HOMOGENEOUS_GROUP, "instance_type": itype, "hosts": list(hosts)}
+                ],
                 "network_interface_name": constants.NETWORK_INTERFACE,
             },
         }
         if req.get("CheckpointConfig"):
             cc = req["CheckpointConfig"]
             files[constants.CHECKPOINT_CONFIG_FILE] = {
-                "LocalPath": cc.get("LocalPath") or constants.CHECKPOINT_DIR, "S3Uri": cc["S3Uri"]}
+                "LocalPath": cc.get("LocalPath") or constants.CHECKPOINT_DIR,
+                "S3Uri": cc["S3Uri"],
+            }
         return files
 
     # -- results ------------------------------------------------------------------------------------
@@ -326,10 +364,10 @@ def _checkpoint_seed(cc: Mapping[str, Any], local_path: str, s3: S3) -> dict[str
     uri = cc["S3Uri"]
     files: dict[str, bytes] = {}
     if is_s3(uri):
-        bucket = uri[len("s3://"):].split("/", 1)[0]
+        bucket = uri[len("s3://") :].split("/", 1)[0]
         for key, _ in s3.list_keys(uri):
-            prefix = uri[len(f"s3://{bucket}/"):]
-            rel = key[len(prefix):].lstrip("/")
+            prefix = uri[len(f"s3://{bucket}/") :]
+            rel = key[len(prefix) :].lstrip("/")
             if rel:
                 files[f"{local_path.rstrip('/')}/{rel}"] = s3.read_bytes(f"s3://{bucket}/{key}")
     else:

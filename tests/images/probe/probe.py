@@ -5,7 +5,9 @@ Writes /opt/ml/model/probe.json (and /opt/ml/output/data/probe.json) with argv, 
 /opt/ml tree with every JSON file's exact content, mounts, and whether the network reaches anything.
 PROBE_SLEEP_S: sleep after recording (seconds); PROBE_IGNORE_SIGTERM=1: ignore SIGTERM;
 PROBE_EXIT_CODE: exit with it; PROBE_FAILURE: write this to /opt/ml/output/failure;
-PROBE_PRINT: print this (\\n-separated lines) to stdout; PROBE_STDERR: same to stderr.
+PROBE_PRINT: print this (\\n-separated lines) to stdout; PROBE_STDERR: same to stderr;
+PROBE_RESOLVE_S: how long to keep retrying peer host names that do not resolve yet (default 5 s, in total).
+Also records the cgroup CPU/memory limits ("limits") and whether each channel dir is writable.
 """
 import json
 import os
@@ -65,6 +67,42 @@ def default_route():
         return False
 
 
+def read_first(*paths):
+    for path in paths:
+        try:
+            with open(path) as fh:
+                return fh.read().strip()
+        except OSError:
+            continue
+    return None
+
+
+def limits():
+    """The container's CPU and memory limits as the kernel sees them (cgroup v2, else v1)."""
+    out = {"cpu_quota_us": None, "cpu_period_us": None, "memory_bytes": None}
+    cpu_max = read_first("/sys/fs/cgroup/cpu.max")
+    if cpu_max:
+        quota, _, period = cpu_max.partition(" ")
+        out["cpu_quota_us"] = None if quota == "max" else int(quota)
+        out["cpu_period_us"] = int(period or 100000)
+    else:
+        quota = read_first("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us")
+        period = read_first("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us")
+        out["cpu_quota_us"] = int(quota) if quota and int(quota) > 0 else None
+        out["cpu_period_us"] = int(period) if period else None
+    mem = read_first("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    out["memory_bytes"] = int(mem) if mem and mem != "max" else None
+    return out
+
+
+def channel_dirs():
+    base = ROOT + "/input/data"
+    try:
+        return sorted(os.path.join(base, d) for d in os.listdir(base) if os.path.isdir(os.path.join(base, d)))
+    except OSError:
+        return []
+
+
 def interfaces():
     try:
         return sorted(os.listdir("/sys/class/net"))
@@ -95,7 +133,8 @@ record = {
     "interfaces": interfaces(),
     "default_route": default_route(),
     "tty": sys.stdout.isatty(),
-    "writable": {p: writable(p) for p in (ROOT + "/model", ROOT + "/output", ROOT + "/input/data")},
+    "writable": {p: writable(p) for p in (ROOT + "/model", ROOT + "/output", ROOT + "/input/data", *channel_dirs())},
+    "limits": limits(),
     "signals": signals,
     "pid": os.getpid(),
 }
@@ -103,15 +142,20 @@ peers = {}
 try:
     with open(ROOT + "/input/config/resourceconfig.json") as fh:
         hosts = json.load(fh).get("hosts", [])
-    for h in hosts:
-        for _ in range(100):  # peers may not resolve at once (the platform says: retry)
+    # Peers may not resolve at once (the platform says: retry); one deadline for all of them.
+    resolve_deadline = time.time() + float(os.environ.get("PROBE_RESOLVE_S", "5"))
+    pending = list(hosts)
+    while pending:
+        for h in list(pending):
             try:
                 peers[h] = socket.gethostbyname(h)
-                break
+                pending.remove(h)
             except OSError as exc:
                 peers[h] = "unresolved: " + str(exc)
-                time.sleep(0.05)
-except OSError:
+        if not pending or time.time() >= resolve_deadline:
+            break
+        time.sleep(0.05)
+except (OSError, ValueError):
     pass
 record["peers"] = peers
 for name in ("PROBE_PRINT", "PROBE_STDERR"):

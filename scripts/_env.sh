@@ -1,0 +1,43 @@
+# Shared by setup.sh and test.sh: the engine, the project's venv, the base image. Sourced, not run.
+# Idempotent: each step reuses what already exists.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${SM_EMULATOR_VENV:-$REPO/.venv}"
+PY="$VENV/bin/python"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+ensure_engine() {
+  step "Docker engine"
+  bash "$REPO/scripts/ensure_docker.sh"
+  docker version --format 'engine {{.Server.Version}} at {{.Server.Os}}/{{.Server.Arch}}' >&2
+}
+
+ensure_venv() {
+  step "Python environment ($VENV)"
+  if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV"
+  fi
+  # The hash of pyproject.toml decides whether to reinstall: a fresh clone installs once, reruns are instant.
+  local stamp="$VENV/.installed-$(sha256sum "$REPO/pyproject.toml" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    "$PY" -m pip install -q --upgrade pip >&2
+    "$PY" -m pip install -q -e "$REPO[dev,sample]" >&2
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+  fi
+  "$PY" -c 'import emulator, contract_tests' >&2
+}
+
+ensure_base() {
+  step "Base image"
+  BASE_IMAGE="$(bash "$REPO/scripts/ensure_base_image.sh")"
+  export BASE_IMAGE
+  echo "base image: $BASE_IMAGE" >&2
+}
+
+build_sample() {
+  step "Sample algorithm image (sagemaker-emulator-sample:latest)"
+  docker build -q --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    -t sagemaker-emulator-sample:latest "$REPO/sample_algorithm" >&2
+}
