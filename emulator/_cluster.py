@@ -47,10 +47,11 @@ class Outcome:
     """How the whole group ended: every host's exit, and whether it was stopped and why."""
 
     hosts: list[HostOutcome]
-    stopped_reason: str | None = None  # "MaxRuntimeExceeded" | "Interrupted" | None
+    stopped_reason: str | None = None  # "MaxRuntimeExceeded" | "Interrupted" | "Stopped" (stop()) | None
     start_time: float = 0.0
     end_time: float = 0.0
     log_lines: list[tuple[str, str]] = field(default_factory=list)
+    failed_first: HostOutcome | None = None  # the host whose non-zero exit ended the job
 
     @property
     def succeeded(self) -> bool:
@@ -59,7 +60,9 @@ class Outcome:
 
     @property
     def first_failure(self) -> HostOutcome | None:
-        """The first host that exited non-zero."""
+        """The host that failed first (the others may have exited non-zero only because they were stopped)."""
+        if self.failed_first is not None:
+            return self.failed_first
         return next((h for h in self.hosts if h.exit_code not in (0, None)), None)
 
 
@@ -95,6 +98,11 @@ class Cluster:
         self._threads: list[threading.Thread] = []
         self._lines: list[tuple[str, str]] = []
         self._lines_lock = threading.Lock()
+        # stop() (StopTrainingJob) may come from another thread at any time: before, during or after run().
+        self._stop_lock = threading.Lock()
+        self._stop_requested = False
+        self._running = False
+        self._term_sent = False
 
     @property
     def container_ids(self) -> list[str]:
@@ -134,7 +142,11 @@ class Cluster:
             for host in outcome.hosts:
                 self._docker.start(host.container_id)
                 self._follow(host)
+            with self._stop_lock:
+                self._running = True
             self._wait_all(outcome, deadline)
+            if self._stop_requested and outcome.stopped_reason is None:
+                outcome.stopped_reason = "Stopped"  # it exited on the SIGTERM that stop() sent
         except KeyboardInterrupt:
             outcome.stopped_reason = "Interrupted"
             logger.warning("interrupted: stopping the containers (SIGTERM; press Ctrl-C again to kill them now)")
@@ -158,6 +170,12 @@ class Cluster:
     def _wait_all(self, outcome: Outcome, deadline: float | None) -> None:
         pending = list(outcome.hosts)
         while pending:
+            if self._stop_requested:
+                outcome.stopped_reason = "Stopped"
+                with self._stop_lock:
+                    send, self._term_sent = not self._term_sent, True
+                self._stop_all(outcome, send_sigterm=send)
+                return
             for host in list(pending):
                 remaining = None if deadline is None else deadline - time.time()
                 if remaining is not None and remaining <= 0:
@@ -176,16 +194,30 @@ class Cluster:
                     continue
                 host.exit_code = code
                 pending.remove(host)
+                if code != 0 and outcome.failed_first is None:
+                    outcome.failed_first = host
                 if code != 0 and pending:
                     # As on the platform, one host's failure ends the job: stop the others.
                     logger.warning("%s exited with %s; stopping the other hosts", host.host, code)
                     self._stop_all(outcome)
                     return
 
-    def _stop_all(self, outcome: Outcome, grace_s: float | None = None) -> None:
+    def stop(self) -> None:
+        """Like StopTrainingJob: SIGTERM the hosts now; :meth:`run` then allows the grace period, SIGKILLs what is
+        left and reports ``stopped_reason="Stopped"``. Thread-safe and idempotent."""
+        with self._stop_lock:
+            self._stop_requested = True
+            send = self._running and not self._term_sent
+            self._term_sent = self._term_sent or send
+        if send:
+            for cid in self._ids:
+                with contextlib.suppress(Exception):  # it may have exited already
+                    self._docker.signal(cid, signal.SIGTERM)
+
+    def _stop_all(self, outcome: Outcome, grace_s: float | None = None, *, send_sigterm: bool = True) -> None:
         grace = self._grace if grace_s is None else grace_s
         running = [h for h in outcome.hosts if h.exit_code is None]
-        for h in running:
+        for h in running if send_sigterm else []:
             with contextlib.suppress(Exception):  # it may be gone already
                 self._docker.signal(h.container_id, signal.SIGTERM)
         end = time.time() + grace

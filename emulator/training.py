@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from emulator._channels import StagedChannel, stage_channel
 from emulator._cluster import Cluster, LogSink, Outcome, start_failure
 from emulator.config import DEFAULT_ROLE_ARN, EmulatorConfig
 from emulator.docker_client import ContainerSpec, DockerClient, DockerSeam, Mount
-from emulator.errors import EmulatorError, InvalidSpec
+from emulator.errors import EmulatorError, Interrupted, InvalidSpec
 from emulator.instance_types import docker_limits
 from emulator.s3 import S3, is_s3, join_uri
 from emulator.spec import load_spec, validate
@@ -69,7 +69,12 @@ class TrainingJob:
         docker: DockerSeam | None = None,
         s3: S3 | None = None,
         log_sink: LogSink | None = None,
+        host_names: Sequence[str] | None = None,
+        extra_config: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """``host_names`` replaces algo-1..N (the platform says host values can change); ``extra_config`` adds keys
+        to the config files (``{"resourceconfig.json": {"topology": None}}``; for inputdataconfig.json, to each
+        channel's entry), as newer platform versions do. Both exist for the contract suite's checks."""
         self.config = config or EmulatorConfig()
         self.request = with_defaults(load_spec(request))
         validate("CreateTrainingJob", self.request)
@@ -81,6 +86,15 @@ class TrainingJob:
         self._sink = log_sink
         self._created = _session.now()
         self._describe: dict[str, Any] = self._base_describe()
+        count = int(self.request["ResourceConfig"]["InstanceCount"])
+        self._hosts = list(host_names) if host_names else [constants.host_name(i) for i in range(count)]
+        if len(self._hosts) != count or len(set(self._hosts)) != count:
+            raise InvalidSpec(
+                f"host_names: give {count} distinct names (ResourceConfig.InstanceCount), not {self._hosts}"
+            )
+        self._extra_config = {k: dict(v) for k, v in (extra_config or {}).items()}
+        self._cluster: Cluster | None = None
+        self._stop_requested = False
 
     # -- checks -------------------------------------------------------------------------------------
     def _check_supported(self) -> None:
@@ -113,6 +127,8 @@ class TrainingJob:
         names = [ch["ChannelName"] for ch in req.get("InputDataConfig", [])]
         if len(set(names)) != len(names):
             raise InvalidSpec("InputDataConfig: channel names must be unique")
+        # A bad regex must fail now, not after the whole job has run.
+        _final_metrics(algo.get("MetricDefinitions") or [], Outcome([]))
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -124,8 +140,8 @@ class TrainingJob:
         work = Path(tempfile.mkdtemp(prefix="sm-emulator-train-", dir=self.config.work_dir))
         self._transition("Starting", "Preparing the instances for training")
         try:
-            count = int(self.request["ResourceConfig"]["InstanceCount"])
-            hosts = [constants.host_name(i) for i in range(count)]
+            count = len(self._hosts)
+            hosts = list(self._hosts)
             channels = [
                 stage_channel(ch, work / "channels", s3, len(hosts)) for ch in self.request.get("InputDataConfig", [])
             ]
@@ -143,6 +159,9 @@ class TrainingJob:
                 keep=self.config.keep_containers,
                 log_sink=self._sink,
             ) as cluster:
+                self._cluster = cluster
+                if self._stop_requested:
+                    cluster.stop()
                 try:
                     outcome = cluster.run(self.request["StoppingCondition"]["MaxRuntimeInSeconds"])
                 except EmulatorError as exc:
@@ -153,11 +172,27 @@ class TrainingJob:
             shutil.rmtree(work, ignore_errors=True)
             if self._s3 is None:
                 s3.close()
+        if outcome.stopped_reason == "Interrupted":
+            # Ctrl-C must still end the caller (the CLI exits 130); the job is Stopped and cleaned up by now.
+            raise Interrupted(
+                f"training job {self.name} was interrupted (Ctrl-C): its containers were stopped and "
+                f"removed; artifacts exported to {self._describe['ModelArtifacts']['S3ModelArtifacts']}"
+            )
         return self.describe()
 
     def describe(self) -> dict[str, Any]:
         """The job as DescribeTrainingJob returns it."""
         return copy.deepcopy(self._describe)
+
+    def stop(self) -> None:
+        """Like StopTrainingJob: SIGTERM now, SIGKILL after ``config.training_stop_grace_s``; the job ends Stopped.
+
+        Safe to call from another thread (e.g. a log sink) while :meth:`run` blocks, also before the containers
+        have started.
+        """
+        self._stop_requested = True
+        if self._cluster is not None:
+            self._cluster.stop()
 
     def _container_spec(self, index: int, hosts: list[str], channels: list[StagedChannel], s3: S3) -> ContainerSpec:
         req = self.request
@@ -229,6 +264,12 @@ class TrainingJob:
                 "network_interface_name": constants.NETWORK_INTERFACE,
             },
         }
+        for name, extra in self._extra_config.items():
+            if name == constants.INPUT_DATA_CONFIG_FILE:
+                for entry in files[name].values():
+                    entry.update(extra)
+            elif name in files:
+                files[name].update(extra)
         if req.get("CheckpointConfig"):
             cc = req["CheckpointConfig"]
             files[constants.CHECKPOINT_CONFIG_FILE] = {
@@ -256,7 +297,8 @@ class TrainingJob:
         d["TrainingStartTime"] = datetime.fromtimestamp(outcome.start_time, UTC)
         d["TrainingEndTime"] = datetime.fromtimestamp(outcome.end_time, UTC)
         seconds = max(1, round(outcome.end_time - outcome.start_time))
-        d["TrainingTimeInSeconds"] = d["BillableTimeInSeconds"] = seconds * n
+        # Both are wall-clock seconds; the API says to multiply BillableTimeInSeconds by InstanceCount for compute.
+        d["TrainingTimeInSeconds"] = d["BillableTimeInSeconds"] = seconds
         metrics = _final_metrics(req["AlgorithmSpecification"].get("MetricDefinitions") or [], outcome)
         if metrics:
             d["FinalMetricDataList"] = metrics

@@ -6,9 +6,11 @@ Writes /opt/ml/model/probe.json (and /opt/ml/output/data/probe.json) with argv, 
 PROBE_SLEEP_S: sleep after recording (seconds); PROBE_IGNORE_SIGTERM=1: ignore SIGTERM;
 PROBE_EXIT_CODE: exit with it; PROBE_FAILURE: write this to /opt/ml/output/failure;
 PROBE_PRINT: print this (\\n-separated lines) to stdout; PROBE_STDERR: same to stderr;
-PROBE_RESOLVE_S: how long to keep retrying peer host names that do not resolve yet (default 5 s, in total).
+PROBE_RESOLVE_S: how long to keep retrying peer host names that do not resolve yet (default 5 s, in total;
+0 skips resolving); PROBE_PER_HOST=1: also write probe-<hostname>.json (multi-host jobs merge model dirs).
 Also records the cgroup CPU/memory limits ("limits") and whether each channel dir is writable.
 """
+
 import json
 import os
 import signal
@@ -112,13 +114,17 @@ def interfaces():
 
 def dump():
     text = json.dumps(record, indent=1, sort_keys=True)
+    names = ["probe.json"]
+    if os.environ.get("PROBE_PER_HOST") == "1":
+        names.append(f"probe-{socket.gethostname()}.json")
     for d in (ROOT + "/model", ROOT + "/output/data"):
-        try:
-            os.makedirs(d, exist_ok=True)
-            with open(os.path.join(d, "probe.json"), "w") as fh:
-                fh.write(text)
-        except OSError:
-            pass
+        for name in names:
+            try:
+                os.makedirs(d, exist_ok=True)
+                with open(os.path.join(d, name), "w") as fh:
+                    fh.write(text)
+            except OSError:
+                pass
 
 
 signal.signal(signal.SIGTERM, on_term)
@@ -129,7 +135,7 @@ record = {
     "uid": os.getuid(),
     "cwd": os.getcwd(),
     "tree": tree(ROOT),
-    "mounts": open("/proc/self/mountinfo").read().splitlines(),
+    "mounts": (read_first("/proc/self/mountinfo") or "").splitlines(),
     "interfaces": interfaces(),
     "default_route": default_route(),
     "tty": sys.stdout.isatty(),
@@ -143,8 +149,9 @@ try:
     with open(ROOT + "/input/config/resourceconfig.json") as fh:
         hosts = json.load(fh).get("hosts", [])
     # Peers may not resolve at once (the platform says: retry); one deadline for all of them.
-    resolve_deadline = time.time() + float(os.environ.get("PROBE_RESOLVE_S", "5"))
-    pending = list(hosts)
+    resolve_s = float(os.environ.get("PROBE_RESOLVE_S", "5"))
+    resolve_deadline = time.time() + resolve_s
+    pending = list(hosts) if resolve_s > 0 else []
     while pending:
         for h in list(pending):
             try:

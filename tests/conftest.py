@@ -1,0 +1,140 @@
+"""Shared fixtures for the project's own tests (unit and ``docker``-marked integration tests).
+
+* ``docker_available`` (session): pings the engine once; tests that need it are skipped with the reason.
+* ``probe_image`` (session): ``tests/images/probe`` built (or reused) as ``sagemaker-emulator-test/probe:latest``.
+* ``fast_config`` (session): an :class:`EmulatorConfig` with short stop grace periods and a private work dir.
+* ``emulator_pids`` (session): a set; add the pid of every ``python -m emulator`` subprocess a test starts, so
+  the session-end check below also covers what those processes created.
+* An autouse session check: at the end, no container or network labelled ``sagemaker-emulator.managed``
+  that this session (or a tracked subprocess) created may be left; leftovers are removed and reported
+  as an error, because a leak is a real bug in the emulator.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from emulator import _session
+from emulator.config import EmulatorConfig
+from emulator.constants import LABEL_JOB, LABEL_MANAGED, LABEL_PID, LABEL_SESSION
+
+TESTS_DIR = Path(__file__).resolve().parent
+#: Seconds between SIGTERM and SIGKILL in tests (the platform's 120 s / 30 s would make stop tests slow).
+FAST_STOP_GRACE_S = 2.0
+#: Readiness timeout for endpoints in tests: long enough for a slow CI machine, short enough to fail fast.
+FAST_STARTUP_TIMEOUT_S = 60.0
+
+_docker_used = False
+
+
+def _docker_host() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+@pytest.fixture(scope="session")
+def docker_available() -> str:
+    """Ping the Docker engine once per session; skip the requesting tests when it does not answer.
+
+    Returns the engine address. Tests that create containers must depend on this fixture (directly or
+    through ``probe_image``), which also arms the session-end leak check.
+    """
+    global _docker_used
+    from emulator.docker_client import DockerClient
+    from emulator.errors import DockerUnavailable
+
+    try:
+        DockerClient(EmulatorConfig.from_env())
+    except DockerUnavailable as exc:
+        pytest.skip(f"Docker daemon not reachable at {_docker_host()}: {exc}")
+    _docker_used = True
+    return _docker_host()
+
+
+def _load_image_builder() -> ModuleType:
+    path = TESTS_DIR / "images" / "build.py"
+    spec = importlib.util.spec_from_file_location("_sm_emulator_test_image_build", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        pytest.fail(f"{path} is missing: it provides build_test_image(name) for the test images")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def probe_image(docker_available: str) -> str:
+    """The probe image (tests/images/probe), rebuilt only when its files changed."""
+    builder = _load_image_builder()
+    try:
+        tag: str = builder.build_test_image("probe")
+    except builder.ImageBuildError as exc:
+        pytest.fail(f"cannot build the probe image: {exc}")
+    return tag
+
+
+@pytest.fixture(scope="session")
+def fast_config(tmp_path_factory: pytest.TempPathFactory) -> EmulatorConfig:
+    """An EmulatorConfig for tests: 2 s stop grace, a private work dir, never keeps containers.
+
+    DOCKER_HOST and the other ``SM_EMULATOR_*`` settings are still read from the environment, but S3 always
+    means a moto server on 127.0.0.1 started on demand (tests send no traffic elsewhere). Derive variants
+    with ``fast_config.with_(...)``; the work dir is ``fast_config.work_dir`` (temp dirs of jobs go there).
+    """
+    work = tmp_path_factory.mktemp("emulator-work")
+    return EmulatorConfig.from_env(
+        work_dir=str(work),
+        keep_containers=False,
+        training_stop_grace_s=FAST_STOP_GRACE_S,
+        serving_stop_grace_s=FAST_STOP_GRACE_S,
+        startup_timeout_s=FAST_STARTUP_TIMEOUT_S,
+    ).with_(s3_endpoint_url=None)
+
+
+@pytest.fixture(scope="session")
+def emulator_pids() -> set[int]:
+    """Pids of ``python -m emulator`` subprocesses started by tests (their resources carry that pid label)."""
+    return _spawned_pids
+
+
+_spawned_pids: set[int] = set()
+
+
+def _ours(labels: dict[str, str]) -> bool:
+    if labels.get(LABEL_SESSION) == _session.SESSION_ID:
+        return True
+    pid = labels.get(LABEL_PID, "")
+    return pid.isdigit() and int(pid) in _spawned_pids
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_docker_resources() -> Iterator[None]:
+    """Session-end safety net: whatever this session's jobs created must be gone (a leak is a bug)."""
+    yield
+    if not _docker_used:
+        return
+    from emulator.docker_client import DockerClient
+
+    docker = DockerClient(EmulatorConfig.from_env())
+    containers, networks = docker.list_managed(LABEL_MANAGED)
+    left_c = [c for c in containers if _ours(c.get("Labels") or {})]
+    left_n = [n for n in networks if _ours(n.get("Labels") or {})]
+    if not left_c and not left_n:
+        return
+    described = [
+        f"container {c['Id'][:12]} {(c.get('Names') or ['?'])[0]} (job {(c.get('Labels') or {}).get(LABEL_JOB)}, "
+        f"{c.get('State')})"
+        for c in left_c
+    ] + [f"network {n['Id'][:12]} {n.get('Name')}" for n in left_n]
+    for c in left_c:
+        docker.remove(c["Id"])
+    for n in left_n:
+        docker.remove_network(n["Id"])
+    pytest.fail(
+        "the emulator left Docker resources behind during this test session (now removed): " + "; ".join(described),
+        pytrace=False,
+    )
