@@ -195,12 +195,13 @@ class S3:
         return uploaded
 
     def _ensure_bucket(self, bucket: str) -> None:
+        client = self.client  # starts the local moto server if this object is to use one
         if self._server is None:
             return  # a real or user-run endpoint: the bucket is the user's business
         try:
-            self.client.head_bucket(Bucket=bucket)
+            client.head_bucket(Bucket=bucket)
         except botocore.exceptions.ClientError:
-            self.client.create_bucket(Bucket=bucket)
+            client.create_bucket(Bucket=bucket)
 
 
 def _walk_files(directory: Path) -> Iterator[Path]:

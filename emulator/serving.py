@@ -1,0 +1,538 @@
+"""Real-time inference: like CreateModel + CreateEndpointConfig + CreateEndpoint for one production variant.
+
+``with Endpoint(image, model_data="model.tar.gz") as ep: ep.invoke(b"1,2", content_type="text/csv")``
+
+The model (a model.tar.gz, a model directory, an s3:// URI or a DescribeTrainingJob result) is extracted
+into a temp dir, never next to the user's file, and mounted read-only at /opt/ml/model. The container runs
+``serve`` with port 8080 published on a free 127.0.0.1 port, so several endpoints run at once. Readiness is
+``GET /ping`` every ``config.ping_interval_s`` (2 s per request) until the startup deadline, and fails at
+once if the container exits. Closing sends SIGTERM, SIGKILL after ``config.serving_stop_grace_s``, and
+always removes the container.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, Unpack
+
+import requests
+
+from emulator import _session
+from emulator._artifacts import extract_model
+from emulator._cluster import LogSink, default_log_sink, start_failure
+from emulator._invocations import DEFAULT_VARIANT, Body, InvokeHeaders, Invoker, find_endpoint_url, invoke_endpoint
+from emulator._models import (
+    ModelDefinition,
+    ModelSource,
+    check_env,
+    create_model,
+    delete_model,
+    get_model,
+    local_dir,
+    model_location,
+)
+from emulator.config import EmulatorConfig
+from emulator.constants import INVOCATION_TIMEOUT_S, MODEL_DIR, OPT_ML, SERVING_PORT
+from emulator.docker_client import ContainerSpec, DockerClient, DockerSeam, Mount
+from emulator.errors import ContainerFailed, EmulatorError, EndpointNotReady, InvalidSpec
+from emulator.instance_types import docker_limits
+from emulator.s3 import S3, is_s3
+from emulator.spec import validate
+
+__all__ = [
+    "Endpoint",
+    "ModelDefinition",
+    "ModelSource",
+    "StopResult",
+    "create_model",
+    "delete_model",
+    "find_endpoint_url",
+    "get_model",
+    "invoke_endpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+_HINT = "does `serve` listen on 0.0.0.0:8080 and answer GET /ping with 200?"
+_TAIL_LINES = 200
+
+
+# -- the endpoint -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StopResult:
+    """How the serving container ended when it was stopped."""
+
+    exit_code: int | None
+    seconds: float
+    #: True when it ignored SIGTERM for the whole grace period and had to be killed.
+    killed: bool
+
+
+class Endpoint:
+    """One serving container behind an InvokeEndpoint-like :meth:`invoke`; a context manager.
+
+    Args:
+        image: the image to run as ``docker run IMAGE serve``.
+        model_data: a model.tar.gz, a model directory, an s3:// URI, a ModelDataSource dict or a
+            DescribeTrainingJob result (its ModelArtifacts.S3ModelArtifacts); None for an empty /opt/ml/model.
+        environment: the container's environment (CreateModel's Environment).
+        instance_type: an ``ml.*`` type whose CPU and memory become Docker limits; None for no limits.
+        network_isolation: EnableNetworkIsolation (see docs/serving-and-transform.md for what it means here).
+        name: the endpoint name (a fresh one by default).
+        variant_name: returned as InvokedProductionVariant.
+        startup_timeout_s: ContainerStartupHealthCheckTimeoutInSeconds (default ``config.startup_timeout_s``).
+        invocation_timeout_s: how long :meth:`invoke` waits for an answer (the platform's 60 s by default).
+        max_connections: connections kept open to the container (concurrent callers).
+        log_sink: called with (endpoint name, line) for every line the container prints.
+    """
+
+    def __init__(
+        self,
+        image: str,
+        *,
+        model_data: ModelSource = None,
+        environment: Mapping[str, str] | None = None,
+        instance_type: str | None = None,
+        network_isolation: bool = False,
+        name: str | None = None,
+        variant_name: str = DEFAULT_VARIANT,
+        startup_timeout_s: float | None = None,
+        invocation_timeout_s: float = INVOCATION_TIMEOUT_S,
+        max_connections: int = 10,
+        hostname: str | None = None,
+        config: EmulatorConfig | None = None,
+        docker: DockerSeam | None = None,
+        s3: S3 | None = None,
+        log_sink: LogSink | None = None,
+        kind: str = "endpoint",
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        self.image = image
+        self.name = name or _session.job_name("endpoint")
+        self.arn = _session.arn(self.config, "endpoint", self.name)
+        self.variant_name = variant_name
+        self.environment = dict(environment or {})
+        check_env(self.environment, "environment")
+        self.instance_type = instance_type
+        self._limits = docker_limits(instance_type) if instance_type and instance_type != "local" else (None, None)
+        self.network_isolation = network_isolation
+        self.startup_timeout_s = self.config.startup_timeout_s if startup_timeout_s is None else startup_timeout_s
+        if self.startup_timeout_s <= 0 or invocation_timeout_s <= 0:
+            raise InvalidSpec("startup and invocation timeouts must be positive numbers of seconds")
+        self.invocation_timeout_s = invocation_timeout_s
+        self._model_data = model_data
+        self._max_connections = max_connections
+        self._hostname = hostname
+        self._kind = kind
+        self._docker = docker
+        self._s3 = s3
+        self._sink = log_sink or (default_log_sink if self.config.stream_logs else _discard)
+        self._cid: str | None = None
+        self._invoker: Invoker | None = None
+        self._work: Path | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._exited = threading.Event()
+        self._closing = threading.Event()
+        self._log_thread: threading.Thread | None = None
+        self._released = False
+        self._created = _session.now()
+        self._started_at = 0.0
+        self._status = "Creating"
+        self._failure: str | None = None
+        #: Seconds from container start to the first /ping 200.
+        self.ready_after_s: float | None = None
+        self.exit_code: int | None = None
+        self.oom_killed = False
+        self.stop_result: StopResult | None = None
+
+    @classmethod
+    def from_model(
+        cls,
+        model: ModelDefinition | Mapping[str, Any] | str | Path,
+        *,
+        production_variant: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Endpoint:
+        """An endpoint for a CreateModel request and (optionally) one ProductionVariant of CreateEndpointConfig.
+
+        The variant's InstanceType, VariantName and ContainerStartupHealthCheckTimeoutInSeconds (60-3600) are
+        used; keyword arguments override them.
+
+        Raises:
+            InvalidSpec: the model or the variant does not fit the API.
+        """
+        m = model if isinstance(model, ModelDefinition) else ModelDefinition.from_request(model)
+        v = {"VariantName": DEFAULT_VARIANT, "ModelName": m.name, **(production_variant or {})}
+        validate("CreateEndpointConfig", {"EndpointConfigName": "local", "ProductionVariants": [v]})
+        if int(v.get("InitialInstanceCount", 1)) > 1:
+            logger.warning(
+                "variant %s asks for %s instances; the emulator runs one container",
+                v["VariantName"],
+                v["InitialInstanceCount"],
+            )
+        options: dict[str, Any] = {
+            "model_data": m.model_data,
+            "environment": m.environment,
+            "network_isolation": m.network_isolation,
+            "hostname": m.hostname,
+            "variant_name": v["VariantName"],
+            "instance_type": v.get("InstanceType"),
+        }
+        if v.get("ContainerStartupHealthCheckTimeoutInSeconds"):
+            options["startup_timeout_s"] = float(v["ContainerStartupHealthCheckTimeoutInSeconds"])
+        options.update(kwargs)
+        return cls(m.image, **options)
+
+    # -- properties ----------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``: the container's port 8080 on this machine."""
+        return self.invoker.url
+
+    @property
+    def port(self) -> int:
+        """The 127.0.0.1 port the container's 8080 is published on."""
+        return int(self.url.rsplit(":", 1)[1])
+
+    @property
+    def container_id(self) -> str:
+        """The serving container's id."""
+        if self._cid is None:
+            raise EmulatorError(f"endpoint {self.name} is not started; use it as a context manager")
+        return self._cid
+
+    @property
+    def invoker(self) -> Invoker:
+        """The HTTP client of this endpoint (``post`` for raw requests, used by batch transform)."""
+        if self._invoker is None:
+            raise EmulatorError(f"endpoint {self.name} is not started; use it as a context manager")
+        return self._invoker
+
+    @property
+    def status(self) -> str:
+        """Creating, InService, Failed, Deleting or Deleted."""
+        return self._status
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def start(self) -> Self:
+        """Create and start the container and wait until /ping answers 200 (like CreateEndpoint + waiter).
+
+        Raises:
+            EndpointNotReady: the container exited before it was healthy, or the startup timeout passed.
+            ContainerFailed: Docker could not start ``serve`` in the image.
+        """
+        if self._cid is not None:
+            raise EmulatorError(f"endpoint {self.name} is started already")
+        try:
+            self._start()
+        except BaseException as exc:
+            self._status, self._failure = "Failed", str(exc).split("\n", 1)[0]
+            self._closing.set()
+            self._release()  # no graceful stop: removal kills a container that never became healthy
+            raise
+        self._status = "InService"
+        return self
+
+    def _start(self) -> None:
+        docker = self._docker = self._docker or DockerClient(self.config)
+        docker.image_info(self.image)  # a missing image fails before anything is created
+        model_dir = self._prepare_model()
+        nano_cpus, mem_limit = self._limits
+        spec = ContainerSpec(
+            image=self.image,
+            command=["serve"],
+            environment=self.environment,
+            # A fresh volume over /opt/ml hides files an image bakes there, as on the platform.
+            mounts=[Mount(OPT_ML), Mount(MODEL_DIR, str(model_dir), read_only=True)],
+            labels=_session.labels(self._kind, self.name),
+            hostname=self._hostname,
+            publish_port=SERVING_PORT,
+            nano_cpus=nano_cpus,
+            mem_limit=mem_limit,
+        )
+        if self.network_isolation:
+            logger.info(
+                "%s: EnableNetworkIsolation: no credentials are passed; the container stays on the bridge "
+                "network so that its port 8080 can be published",
+                self.name,
+            )
+        self._cid = cid = docker.create(spec)
+        _session.register(docker, cid, "container")
+        try:
+            docker.start(cid)
+        except EmulatorError as exc:
+            raise start_failure(exc, self.image, ["serve"]) from None
+        self._started_at = time.monotonic()
+        self._follow_logs(docker, cid)
+        self._invoker = Invoker(
+            f"http://127.0.0.1:{self._host_port(docker, cid)}",
+            variant=self.variant_name,
+            timeout_s=self.invocation_timeout_s,
+            max_connections=self._max_connections,
+            hint=self._log_hint(),
+            on_unreachable=self._raise_if_exited,
+        )
+        self._wait_ready(self._started_at + self.startup_timeout_s)
+        self.ready_after_s = time.monotonic() - self._started_at
+        logger.info("endpoint %s is InService at %s (%.2fs after start)", self.name, self.url, self.ready_after_s)
+
+    def _prepare_model(self) -> Path:
+        self._work = Path(tempfile.mkdtemp(prefix="sm-emulator-model-", dir=self.config.work_dir))
+        source, prefix = model_location(self._model_data)
+        dest = self._work / "model"
+        if source is None:
+            dest.mkdir()
+            return dest
+        s3 = self._s3 or (S3(self.config) if is_s3(source) else None)
+        try:
+            if prefix and s3 is not None and is_s3(source):
+                s3.download_prefix(source, dest)
+                return dest
+            if prefix:
+                return local_dir(source)
+            return extract_model(source, dest, s3)
+        finally:
+            if s3 is not None and self._s3 is None:
+                s3.close()
+
+    def _host_port(self, docker: DockerSeam, cid: str) -> int:
+        try:
+            return docker.host_port(cid, SERVING_PORT)
+        except ContainerFailed:
+            self._raise_if_exited(wait_s=2.0)
+            raise
+
+    def _wait_ready(self, deadline: float) -> None:
+        last = "no answer yet"
+        while True:
+            self._raise_if_exited()
+            try:
+                status = self.invoker.ping()
+                if status == 200:
+                    return
+                last = f"HTTP {status}"
+            except requests.RequestException as exc:
+                last = _short(exc)
+            now = time.monotonic()
+            if now >= deadline:
+                raise self._timeout_error(last)
+            # Event.wait rather than sleep: an exit wakes the loop at once.
+            self._exited.wait(min(self.config.ping_interval_s, deadline - now))
+
+    def _raise_if_exited(self, wait_s: float = 0.0) -> None:
+        if not self._exited.wait(wait_s):
+            return
+        tail = self.logs_tail()
+        last_line = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "(no output)")
+        oom = " (OOMKilled: it hit the instance type's memory limit)" if self.oom_killed else ""
+        when = "before passing the /ping health check" if self.ready_after_s is None else "while serving"
+        err = EndpointNotReady(
+            f"serving container of image {self.image!r} exited with status {self.exit_code}{oom} "
+            f"{time.monotonic() - self._started_at:.1f}s after start, {when}; Hint: {_HINT} "
+            f"Last log line: {last_line.strip()[:300]}",
+            image=self.image,
+            command=["serve"],
+            exit_code=self.exit_code,
+            log_tail=tail,
+        )
+        err.add_note(f"last log lines of the container:\n{tail}")
+        raise err
+
+    def _timeout_error(self, last: str) -> EndpointNotReady:
+        tail = self.logs_tail()
+        err = EndpointNotReady(
+            f"endpoint {self.name} at {self.url} did not pass the /ping health check within "
+            f"{self.startup_timeout_s:g}s (last answer: {last}); Hint: {_HINT} If the model loads slowly, raise "
+            "ContainerStartupHealthCheckTimeoutInSeconds (startup_timeout_s)",
+            image=self.image,
+            command=["serve"],
+            log_tail=tail,
+        )
+        err.add_note(f"last log lines of the container:\n{tail}")
+        return err
+
+    # -- logs ----------------------------------------------------------------------------------------------
+    def _follow_logs(self, docker: DockerSeam, cid: str) -> None:
+        self._log_thread = threading.Thread(
+            target=self._pump, args=(docker, cid, docker.iter_log_lines(cid)), name=f"logs-{self.name}", daemon=True
+        )
+        self._log_thread.start()
+
+    def _pump(self, docker: DockerSeam, cid: str, lines: Iterator[str]) -> None:
+        try:
+            for line in lines:
+                self._tail.append(line)
+                try:
+                    self._sink(self.name, line)
+                except Exception:  # a broken sink must not break the endpoint
+                    logger.exception("log sink failed")
+        finally:
+            self._note_exit(docker, cid)
+
+    def _note_exit(self, docker: DockerSeam, cid: str) -> None:
+        # The log stream ends when the container exits; if it broke for another reason, poll the state.
+        while not self._closing.is_set():
+            try:
+                st = docker.state(cid)
+            except Exception:  # removed: it has exited
+                break
+            if st.status not in {"running", "created", "restarting"}:
+                self.exit_code, self.oom_killed = st.exit_code, st.oom_killed
+                break
+            self._closing.wait(0.5)
+        self._exited.set()
+
+    def logs_tail(self, lines: int = 50) -> str:
+        """The last ``lines`` lines the container printed."""
+        if self._cid is not None and self._docker is not None:
+            text = self._docker.logs_tail(self._cid, lines)
+            if text:
+                return text
+        return "\n".join(list(self._tail)[-lines:])
+
+    def _log_hint(self) -> str:
+        return f"See the container's logs (docker logs {self._cid[:12] if self._cid else '?'}) for more information."
+
+    # -- requests ------------------------------------------------------------------------------------------
+    def invoke(
+        self,
+        body: Body,
+        *,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        timeout_s: float | None = None,
+        **headers: Unpack[InvokeHeaders],
+    ) -> dict[str, Any]:
+        """Like sagemaker-runtime InvokeEndpoint; returns its response shape with ``Body`` as bytes.
+
+        Other InvokeEndpoint headers are keyword arguments: ``target_model``, ``target_variant``,
+        ``target_container_hostname``, ``inference_id``, ``enable_explanations``, ``inference_component_name``,
+        ``session_id``.
+
+        Raises:
+            ValidationError: a request or response body over 6 MiB, or a header over its limit.
+            ModelError: the container answered 4xx/5xx (``original_status_code``) or not within
+                ``invocation_timeout_s`` (``original_status_code`` 0).
+            EndpointNotReady: the container has exited.
+        """
+        return self.invoker.invoke(
+            body,
+            endpoint_name=self.name,
+            content_type=content_type,
+            accept=accept,
+            custom_attributes=custom_attributes,
+            timeout_s=timeout_s,
+            **headers,
+        )
+
+    def ping(self) -> int:
+        """``GET /ping``'s status code."""
+        return self.invoker.ping()
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        """Block until the container exits (or ``timeout_s`` passes); its exit code, None while it runs."""
+        self._exited.wait(timeout_s)
+        return self.exit_code if self._exited.is_set() else None
+
+    def describe(self) -> dict[str, Any]:
+        """The endpoint as DescribeEndpoint returns it."""
+        d: dict[str, Any] = {
+            "EndpointName": self.name,
+            "EndpointArn": self.arn,
+            "EndpointConfigName": self.name,
+            "EndpointStatus": self._status,
+            "CreationTime": self._created,
+            "LastModifiedTime": _session.now(),
+            "ProductionVariants": [
+                {
+                    "VariantName": self.variant_name,
+                    "CurrentWeight": 1.0,
+                    "DesiredWeight": 1.0,
+                    "CurrentInstanceCount": 1,
+                    "DesiredInstanceCount": 1,
+                }
+            ],
+        }
+        if self._failure:
+            d["FailureReason"] = self._failure[:1024]
+        return d
+
+    # -- stopping ------------------------------------------------------------------------------------------
+    def stop(self) -> StopResult:
+        """Stop the container like the platform: SIGTERM, then SIGKILL after ``config.serving_stop_grace_s``."""
+        docker, cid = self._docker, self.container_id
+        assert docker is not None
+        start = time.monotonic()
+        docker.signal(cid, signal.SIGTERM)
+        code = docker.wait(cid, timeout_s=max(self.config.serving_stop_grace_s, 0.01))
+        killed = code is None
+        if killed:
+            logger.warning(
+                "endpoint %s ignored SIGTERM for %ss; sending SIGKILL", self.name, self.config.serving_stop_grace_s
+            )
+            docker.signal(cid, signal.SIGKILL)
+            code = docker.wait(cid, timeout_s=30)
+        self.stop_result = StopResult(code, time.monotonic() - start, killed)
+        self.exit_code = code if code is not None else self.exit_code
+        return self.stop_result
+
+    def close(self) -> None:
+        """Stop the container (if running) and remove it, then clean up the temp model dir; idempotent."""
+        self._closing.set()
+        if self._status not in {"Failed", "Deleted"}:
+            self._status = "Deleting"
+        try:
+            if self._cid is not None and self.stop_result is None and not self._released:
+                self.stop()
+        finally:
+            self._release()
+            if self._status != "Failed":
+                self._status = "Deleted"
+
+    def _release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        if self._invoker is not None:
+            self._invoker.close()
+        cid, docker = self._cid, self._docker
+        if cid is not None and docker is not None:
+            if self.config.keep_containers:
+                logger.warning("keeping container %s of endpoint %s (keep_containers is set)", cid[:12], self.name)
+            else:
+                try:
+                    docker.remove(cid)
+                finally:
+                    _session.unregister(cid)
+        if self._log_thread is not None:
+            self._log_thread.join(timeout=5)
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
+            self._work = None
+
+
+def _discard(host: str, line: str) -> None:
+    """A log sink that drops lines (config.stream_logs is off)."""
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]

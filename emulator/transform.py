@@ -1,0 +1,522 @@
+"""Batch transform: like SageMaker CreateTransformJob; :meth:`TransformJob.run` returns DescribeTransformJob.
+
+The model's serving container runs through :class:`emulator.serving.Endpoint` with the batch variables;
+``/execution-parameters`` is asked once; each input object is split, packed by real bytes and sent with up
+to MaxConcurrentTransforms requests in flight (a bounded window: memory stays flat for any input size),
+and its responses are written in input order to ``<input name>.out``, published only if the whole object
+succeeded. Choices where the platform's behaviour is unverified are listed in docs/serving-and-transform.md.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator import _records, _session
+from emulator._batching import (
+    MAX_CONCURRENT_PAYLOAD_MB,
+    BatchSettings,
+    BatchSettingsError,
+    FileProgress,
+    InputObject,
+    Progress,
+    ProgressPrinter,
+    StagedOutput,
+    fetch_execution_parameters,
+    list_inputs,
+    open_object,
+    output_location,
+    resolve_settings,
+)
+from emulator._cluster import LogSink
+from emulator._invocations import RawResponse, model_error
+from emulator.config import EmulatorConfig
+from emulator.constants import MAX_FAILURE_REASON_CHARS
+from emulator.docker_client import DockerSeam
+from emulator.errors import ContainerFailed, EmulatorError, InvalidSpec, ModelError
+from emulator.s3 import S3, is_s3
+from emulator.serving import Endpoint, ModelDefinition, ModelSource, get_model
+from emulator.spec import load_spec, validate
+
+__all__ = [
+    "BatchSettings",
+    "BatchSettingsError",
+    "FileProgress",
+    "FileResult",
+    "ProgressPrinter",
+    "TransformJob",
+    "resolve_settings",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INVOCATIONS_TIMEOUT_S = 600
+DEFAULT_INVOCATIONS_MAX_RETRIES = 3
+DEFAULT_INSTANCE_TYPE = "ml.m5.large"
+_ENV_STRATEGY = {"SingleRecord": "SINGLE_RECORD", "MultiRecord": "MULTI_RECORD"}
+_RETRY_BACKOFF_S = 0.1
+
+
+def with_defaults(request: Mapping[str, Any], model_name: str | None = None) -> dict[str, Any]:
+    """Fill what a local run can default (job name, resources, model name); the rest is the user's."""
+    req = json.loads(json.dumps(dict(request), default=str))
+    if model_name:
+        req.setdefault("ModelName", model_name)
+    req.setdefault("TransformJobName", _session.job_name(f"transform-{req.get('ModelName') or 'job'}"))
+    res = req.setdefault("TransformResources", {})
+    res.setdefault("InstanceType", DEFAULT_INSTANCE_TYPE)
+    res.setdefault("InstanceCount", 1)
+    return dict(req)
+
+
+@dataclass
+class FileResult:
+    """What happened to one input object."""
+
+    input: str
+    output: str
+    status: str = "InProgress"  # Completed | Failed | Stopped
+    records: int = 0
+    requests: int = 0
+    failure: str | None = None
+
+
+@dataclass
+class _FileRun:
+    obj: InputObject
+    out: StagedOutput
+    assembler: _records.Assembler
+    progress: FileProgress
+    result: FileResult
+    pending: int = 0
+    produced_all: bool = False
+
+
+@dataclass
+class _Task:
+    run: _FileRun
+    first: int
+    count: int
+    records: tuple[bytes, ...]
+    future: Future[RawResponse]
+
+
+class TransformJob:
+    """One batch transform job. Like SageMaker CreateTransformJob; :meth:`run` blocks and returns the Describe shape.
+
+    Args:
+        request: a CreateTransformJob request (dict, or a YAML/JSON file).
+        models: ModelName -> CreateModel request (or ModelDefinition); models made with
+            :func:`emulator.serving.create_model` are found too.
+        image, model_data: the local extension: serve this image with this model instead of a named model.
+        progress: called with per-file progress (see :class:`emulator._batching.ProgressPrinter`).
+
+    Raises:
+        InvalidSpec: the request does not fit CreateTransformJob, or the model is unknown.
+    """
+
+    def __init__(
+        self,
+        request: Mapping[str, Any] | str | Path,
+        *,
+        models: Mapping[str, Any] | None = None,
+        image: str | None = None,
+        model_data: ModelSource = None,
+        config: EmulatorConfig | None = None,
+        docker: DockerSeam | None = None,
+        s3: S3 | None = None,
+        log_sink: LogSink | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        stem = image.rsplit("/", 1)[-1].split(":", 1)[0] if image else None
+        self.request = with_defaults(load_spec(request), model_name=stem)
+        validate("CreateTransformJob", self.request)
+        req = self.request
+        self.name: str = req["TransformJobName"]
+        self.arn = _session.arn(self.config, "transform-job", self.name)
+        self.model = (
+            ModelDefinition(req["ModelName"], image, model_data) if image else get_model(req["ModelName"], models)
+        )
+        self._check_supported()
+        self._docker, self._s3_given, self._s3 = docker, s3, s3
+        self._sink = log_sink
+        self._progress = progress
+        self.files: list[FileResult] = []
+        self.settings: BatchSettings | None = None
+        self._describe = self._base_describe()
+
+    # -- checks ------------------------------------------------------------------------------------------------
+    def _check_supported(self) -> None:
+        req = self.request
+        mct, mpm = req.get("MaxConcurrentTransforms") or 0, req.get("MaxPayloadInMB")
+        if mct and mpm and mct * mpm > MAX_CONCURRENT_PAYLOAD_MB:
+            raise InvalidSpec(
+                f"MaxConcurrentTransforms x MaxPayloadInMB = {mct} x {mpm} = {mct * mpm}, over "
+                f"{MAX_CONCURRENT_PAYLOAD_MB}; lower one of them"
+            )
+        if len(req.get("Environment") or {}) > 16:
+            raise InvalidSpec(
+                "Environment: at most 16 entries are allowed in CreateTransformJob; move the rest to "
+                "the model's Environment"
+            )
+        if req["TransformResources"]["InstanceCount"] > 1:
+            logger.warning(
+                "%s: InstanceCount %s: the emulator runs one instance, which gets every input object",
+                self.name,
+                req["TransformResources"]["InstanceCount"],
+            )
+        for key in ("DataCaptureConfig", "ExperimentConfig"):
+            if req.get(key):
+                logger.warning("%s: %s is not emulated and is ignored", self.name, key)
+        self._processor()  # DataProcessing errors surface now, not after the container started
+
+    def _processor(self) -> _records.DataProcessor:
+        ti, to = self.request["TransformInput"], self.request["TransformOutput"]
+        try:
+            return _records.DataProcessor(
+                self.request.get("DataProcessing"),
+                ti.get("ContentType"),
+                to.get("Accept"),
+                split_type=ti.get("SplitType", "None"),
+                assemble_with=to.get("AssembleWith", "None"),
+            )
+        except _records.RecordError as exc:
+            raise InvalidSpec(f"DataProcessing: {exc}") from None
+
+    # -- the run -----------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run the job to its end (Completed, Failed or Stopped) and return the DescribeTransformJob shape.
+
+        Raises:
+            InputNotFound: there is no input object.
+            EndpointNotReady, ContainerFailed: the model's container did not start.
+        """
+        work = Path(tempfile.mkdtemp(prefix="sm-emulator-transform-", dir=self.config.work_dir))
+        self._describe["TransformStartTime"] = _session.now()
+        try:
+            inputs = list_inputs(self.request["TransformInput"]["DataSource"], self._s3_client)
+            with self._endpoint() as ep:
+                # The container is removed when the job ends: point at the log lines the job streamed instead.
+                ep.invoker.hint = f"See the log lines of transform job {self.name}'s container for more information."
+                self.settings = resolve_settings(self.request, fetch_execution_parameters(ep.invoker))
+                self._describe.update(
+                    MaxConcurrentTransforms=self.settings.max_concurrent,
+                    MaxPayloadInMB=self.settings.max_payload_mb,
+                    BatchStrategy=self.settings.strategy,
+                )
+                _Runner(self, ep, work).run(inputs)
+            self._finish()
+        except KeyboardInterrupt:
+            for f in self.files:
+                if f.status == "InProgress":
+                    f.status = "Stopped"
+            self._end("Stopped", None)
+            logger.warning("%s: interrupted; the container has been removed", self.name)
+        except (ContainerFailed, BatchSettingsError) as exc:
+            self._end("Failed", f"ClientError: {exc}")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            if self._s3_given is None and self._s3 is not None:
+                self._s3.close()
+        return self.describe()
+
+    def describe(self) -> dict[str, Any]:
+        """The job as DescribeTransformJob returns it."""
+        return copy.deepcopy(self._describe)
+
+    def _s3_client(self) -> S3:
+        if self._s3 is None:
+            self._s3 = S3(self.config)
+        return self._s3
+
+    def _endpoint(self) -> Endpoint:
+        env = {**self.model.environment, **(self.request.get("Environment") or {}), **self._batch_env()}
+        # One S3 object for inputs, outputs and the model: an in-process moto server is not shared otherwise.
+        source = self.model.model_data
+        s3 = self._s3_client() if isinstance(source, str) and is_s3(source) else self._s3
+        return Endpoint(
+            self.model.image,
+            model_data=self.model.model_data,
+            environment=env,
+            instance_type=self.request["TransformResources"]["InstanceType"],
+            network_isolation=self.model.network_isolation,
+            hostname=self.model.hostname,
+            name=self.name,
+            max_connections=100,
+            config=self.config,
+            docker=self._docker,
+            s3=s3,
+            log_sink=self._sink,
+            kind="transform",
+        )
+
+    def _batch_env(self) -> dict[str, str]:
+        """SAGEMAKER_BATCH always; the other three only when the request sets them (as the platform does)."""
+        req = self.request
+        env = {"SAGEMAKER_BATCH": "true"}
+        if req.get("MaxPayloadInMB") is not None:
+            env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(req["MaxPayloadInMB"])
+        if req.get("BatchStrategy"):
+            env["SAGEMAKER_BATCH_STRATEGY"] = _ENV_STRATEGY[req["BatchStrategy"]]
+        if req.get("MaxConcurrentTransforms"):
+            env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(req["MaxConcurrentTransforms"])
+        return env
+
+    # -- results -----------------------------------------------------------------------------------------------
+    def _finish(self) -> None:
+        failed = [f for f in self.files if f.status == "Failed"]
+        if not failed:
+            self._end("Completed", None)
+            return
+        more = f" ({len(failed) - 1} more input objects failed)" if len(failed) > 1 else ""
+        self._end("Failed", f"ClientError: {failed[0].failure}{more}")
+
+    def _end(self, status: str, reason: str | None) -> None:
+        self._describe["TransformJobStatus"] = status
+        self._describe["TransformEndTime"] = _session.now()
+        if reason:
+            self._describe["FailureReason"] = reason[:MAX_FAILURE_REASON_CHARS]
+        logger.info("%s: %s%s", self.name, status, f" ({reason})" if reason else "")
+
+    def _base_describe(self) -> dict[str, Any]:
+        req = self.request
+        d: dict[str, Any] = {
+            "TransformJobName": self.name,
+            "TransformJobArn": self.arn,
+            "TransformJobStatus": "InProgress",
+            "ModelName": req["ModelName"],
+            "CreationTime": _session.now(),
+        }
+        for key in (
+            "MaxConcurrentTransforms",
+            "MaxPayloadInMB",
+            "BatchStrategy",
+            "ModelClientConfig",
+            "Environment",
+            "TransformInput",
+            "TransformOutput",
+            "DataCaptureConfig",
+            "TransformResources",
+            "DataProcessing",
+            "ExperimentConfig",
+        ):
+            if req.get(key) is not None:
+                d[key] = req[key]
+        return d
+
+
+class _Runner:
+    """Sends every input object's batches through a bounded window of concurrent requests, in order."""
+
+    def __init__(self, job: TransformJob, ep: Endpoint, work: Path) -> None:
+        assert job.settings is not None
+        self.job, self.ep, self.work, self.s = job, ep, work, job.settings
+        req = job.request
+        self.ti, self.to = req["TransformInput"], req["TransformOutput"]
+        self.split = self.ti.get("SplitType", "None")
+        self.limit = _records.payload_limit(self.s.max_payload_mb)
+        self.dp = job._processor()
+        mcc = req.get("ModelClientConfig") or {}
+        self.timeout_s = float(mcc.get("InvocationsTimeoutInSeconds", DEFAULT_INVOCATIONS_TIMEOUT_S))
+        self.retries = int(mcc.get("InvocationsMaxRetries", DEFAULT_INVOCATIONS_MAX_RETRIES))
+        self.headers = {
+            k: v for k, v in (("Content-Type", self.ti.get("ContentType")), ("Accept", self.to.get("Accept"))) if v
+        }
+        self.window: collections.deque[_Task] = collections.deque()
+        self.max_window = 2 * self.s.max_concurrent  # keeps workers busy while the oldest answer is written
+        self.pool = ThreadPoolExecutor(self.s.max_concurrent, thread_name_prefix=f"transform-{job.name[:20]}")
+
+    def run(self, inputs: list[InputObject]) -> None:
+        try:
+            for obj in inputs:
+                self._produce(self._open(obj))
+            while self.window:
+                self._complete(self.window.popleft())
+        except BaseException:
+            for task in self.window:
+                task.future.cancel()
+                task.run.out.discard()
+            raise
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _open(self, obj: InputObject) -> _FileRun:
+        out = StagedOutput(output_location(self.to["S3OutputPath"], obj), self.work)
+        result = FileResult(obj.location, out.destination)
+        self.job.files.append(result)
+        return _FileRun(
+            obj,
+            out,
+            _records.Assembler(out.file, self.to.get("AssembleWith", "None")),
+            FileProgress(obj.relative, obj.size),
+            result,
+        )
+
+    def _produce(self, run: _FileRun) -> None:
+        try:
+            with contextlib.closing(self._batches(run)) as batches:
+                for first, count, records, payload in batches:
+                    if run.result.failure:
+                        break
+                    self._submit(run, first, count, records, payload)
+        except ContainerFailed:
+            raise
+        except (_records.RecordError, EmulatorError, OSError) as exc:
+            self._fail(run, f"input {run.obj.location}: {exc}")
+        run.produced_all = True
+        self._maybe_publish(run)
+
+    def _batches(self, run: _FileRun) -> Generator[tuple[int, int, tuple[bytes, ...], Any]]:
+        obj = run.obj
+        if self.limit is None and (self.split == "None" or self.s.strategy == "MultiRecord"):
+            yield 1, 0, (), lambda: self._streamed_body(obj)  # MaxPayloadInMB=0: one chunked request
+            return
+        with open_object(obj, self.ti.get("CompressionType"), self.job._s3_client) as stream:
+            cap = self.limit if self.split == "None" and self.limit else _records.MAX_RECORD_BYTES
+            records = _records.iter_records(stream, self.split, source=obj.relative, max_record_bytes=cap)
+            for b in _records.iter_batches(
+                records,
+                self.s.strategy,
+                self.limit,
+                self.split,
+                input_filter=self.dp.filter_input if self.dp.active else None,
+                keep_records=self.dp.join,
+                source=obj.relative,
+            ):
+                yield b.first_record, b.count, b.records, b.payload
+
+    def _streamed_body(self, obj: InputObject) -> Iterator[bytes]:
+        with open_object(obj, self.ti.get("CompressionType"), self.job._s3_client) as stream:
+            if self.split == "None":
+                yield from _records.iter_chunks(stream, source=obj.relative)
+                return
+            records: Iterable[bytes] = _records.iter_records(stream, self.split, source=obj.relative)
+            if self.dp.active:
+                records = map(self.dp.filter_input, records)
+            yield from _records.iter_payload(records, self.split)
+
+    def _submit(self, run: _FileRun, first: int, count: int, records: tuple[bytes, ...], payload: Any) -> None:
+        run.pending += 1
+        size = len(payload) if isinstance(payload, bytes) else 0
+        self.window.append(_Task(run, first, count, records, self.pool.submit(self._send, payload)))
+        run.progress.bytes_sent += size
+        while len(self.window) >= self.max_window:
+            self._complete(self.window.popleft())
+
+    def _send(self, payload: bytes | Callable[[], Iterable[bytes]]) -> RawResponse:
+        """One request with ModelClientConfig's timeout and retries (timeouts, connection errors, 429, 5xx)."""
+        invoker = self.ep.invoker
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            body = payload() if callable(payload) else payload
+            try:
+                raw = invoker.post(body, self.headers, timeout_s=self.timeout_s)
+            except ModelError as exc:
+                if last:
+                    raise
+                logger.warning(
+                    "%s: %s; retrying (%d of %d)", self.job.name, exc.original_message or exc, attempt + 1, self.retries
+                )
+            else:
+                if 200 <= raw.status < 300:
+                    return raw
+                error = model_error(raw.status, raw.preview(), invoker.hint)
+                raw.close()
+                if last or not (raw.status == 429 or raw.status >= 500):
+                    raise error
+                logger.warning(
+                    "%s: the container answered %s; retrying (%d of %d)",
+                    self.job.name,
+                    raw.status,
+                    attempt + 1,
+                    self.retries,
+                )
+            time.sleep(min(_RETRY_BACKOFF_S * 2**attempt, 2.0))
+        raise AssertionError("unreachable")
+
+    def _complete(self, task: _Task) -> None:
+        run = task.run
+        try:
+            if run.result.failure:
+                task.future.cancel()
+                task.future.add_done_callback(_close_result)
+                return
+            self._write(task, task.future.result())
+        except ContainerFailed:
+            raise
+        except (ModelError, _records.RecordError, OSError) as exc:
+            self._fail(run, f"input {run.obj.location}, {_span(task)}: {exc}")
+        finally:
+            run.pending -= 1
+            self._maybe_publish(run)
+
+    def _write(self, task: _Task, raw: RawResponse) -> None:
+        run = task.run
+        try:
+            if self.dp.active:
+                for out in self.dp.process_output(task.records, raw.read(), first_record=task.first):
+                    run.assembler.add(out)
+            else:
+                run.assembler.add_chunks(raw.iter_chunks())
+        finally:
+            raw.close()
+        p = run.progress
+        p.records += task.count
+        p.requests += 1
+        p.bytes_written = run.assembler.bytes_written
+        run.result.records, run.result.requests = p.records, p.requests
+        self._report(p)
+
+    def _fail(self, run: _FileRun, reason: str) -> None:
+        if run.result.failure:
+            return
+        run.result.failure = reason
+        logger.error("%s: %s", self.job.name, reason)
+        for task in self.window:
+            if task.run is run:
+                task.future.cancel()
+
+    def _maybe_publish(self, run: _FileRun) -> None:
+        if not run.produced_all or run.pending:
+            return
+        if run.result.failure:
+            run.out.discard()
+            run.result.status = "Failed"
+        else:
+            try:
+                run.out.publish(self.job._s3_client)
+                run.result.status = "Completed"
+            except (EmulatorError, OSError) as exc:
+                run.result.status, run.result.failure = "Failed", f"output {run.out.destination}: {exc}"
+        run.progress.done, run.progress.failed = True, run.result.status == "Failed"
+        self._report(run.progress)
+
+    def _report(self, p: FileProgress) -> None:
+        if self.job._progress is not None:
+            try:
+                self.job._progress(p)
+            except Exception:  # a broken progress display must not break the job
+                logger.exception("progress callback failed")
+
+
+def _span(task: _Task) -> str:
+    if task.count == 0:
+        return "the whole object (one chunked request)"
+    return f"record {task.first}" if task.count == 1 else f"records {task.first}-{task.first + task.count - 1}"
+
+
+def _close_result(future: Future[RawResponse]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
