@@ -239,6 +239,40 @@ def _run_s3_server(args: argparse.Namespace, config: EmulatorConfig) -> int:
         server.stop()
 
 
+# -- init-contract ----------------------------------------------------------------------------------------
+def _add_init_contract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "init-contract",
+        help="write a commented starter config for the contract suite (pytest --image)",
+        description="Write a commented starter contract config (YAML) for the contract suite: "
+        "'pytest --image IMAGE --contract-config FILE'. Edit it to describe your image's sample data, "
+        "requests and capabilities (docs/contract-suite.md).",
+    )
+    p.add_argument(
+        "path", nargs="?", default="contract.yaml", help="where to write it (default: contract.yaml; '-' for stdout)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    _HANDLERS["init-contract"] = _run_init_contract
+
+
+def _run_init_contract(args: argparse.Namespace, config: EmulatorConfig) -> int:
+    from pathlib import Path
+
+    from contract_tests.config import starter_yaml
+
+    text = starter_yaml()
+    if args.path == "-":
+        print(text, end="")
+        return errors.EXIT_OK
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise errors.InvalidSpec(f"{path} exists already; pass --force to overwrite it, or name another file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}; edit it, then run: pytest --image IMAGE --contract-config {path}")
+    return errors.EXIT_OK
+
+
 # -- plumbing ---------------------------------------------------------------------------------------------
 def _log_sink(args: argparse.Namespace) -> Callable[[str, str], None] | None:
     if getattr(args, "quiet", False):
@@ -286,7 +320,17 @@ _ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], No
     _add_train,
     _add_cleanup,
     _add_s3_server,
+    _add_init_contract,
 ]
+
+
+def _register_job_commands() -> None:
+    from emulator import _cli_serving
+
+    _ADDERS[1:1] = [_cli_serving.add_serve, _cli_serving.add_invoke, _cli_serving.add_transform]
+
+
+_register_job_commands()
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -313,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _HANDLERS[args.command](args, config)
     except errors.EmulatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        for note in getattr(exc, "__notes__", []):
+            print(note, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: everything the emulator started has been removed", file=sys.stderr)
