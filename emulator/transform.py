@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator import _records, _session
+from emulator import _dataprocessing, _records, _session
 from emulator._batching import (
     MAX_CONCURRENT_PAYLOAD_MB,
     BatchSettings,
@@ -182,10 +182,10 @@ class TransformJob:
                 logger.warning("%s: %s is not emulated and is ignored", self.name, key)
         self._processor()  # DataProcessing errors surface now, not after the container started
 
-    def _processor(self) -> _records.DataProcessor:
+    def _processor(self) -> _dataprocessing.DataProcessor:
         ti, to = self.request["TransformInput"], self.request["TransformOutput"]
         try:
-            return _records.DataProcessor(
+            return _dataprocessing.DataProcessor(
                 self.request.get("DataProcessing"),
                 ti.get("ContentType"),
                 to.get("Accept"),

@@ -15,12 +15,12 @@ from typing import BinaryIO, cast
 
 import pytest
 
+from emulator._dataprocessing import DataProcessor
 from emulator._records import (
     MIB,
     RECORDIO_MAGIC,
     Assembler,
     Batch,
-    DataProcessor,
     InvalidBatchConfig,
     MalformedRecord,
     RecordError,
