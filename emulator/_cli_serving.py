@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulator import errors
 from emulator.config import EmulatorConfig
 
-Sub = argparse._SubParsersAction[argparse.ArgumentParser]
+if TYPE_CHECKING:
+    Sub = argparse._SubParsersAction[argparse.ArgumentParser]
 
 _MODEL_HELP = "model.tar.gz, model directory, s3:// URI, or a training job's describe JSON (--json output)"
 
