@@ -258,6 +258,8 @@ class Cluster:
     ) -> None:
         if self._keep:
             logger.warning("keeping containers %s (keep_containers is set)", ", ".join(i[:12] for i in self._ids))
+            for resource_id in [*self._ids, *([self._network_id] if self._network_id else [])]:
+                _session.unregister(resource_id)  # kept means kept: the exit sweep must not remove them either
             return
         for cid in self._ids:
             try:

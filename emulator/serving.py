@@ -518,6 +518,7 @@ class Endpoint:
         if cid is not None and docker is not None:
             if self.config.keep_containers:
                 logger.warning("keeping container %s of endpoint %s (keep_containers is set)", cid[:12], self.name)
+                _session.unregister(cid)  # kept means kept: the exit sweep must not remove it either
             else:
                 try:
                     docker.remove(cid)

@@ -1,0 +1,389 @@
+"""The checks' registry and their failure messages: what was sent, expected, got, the log tail and the fix.
+
+Every check has an id (``t01``, ``s19``, ...), a level (MUST/SHOULD), the capability it needs and its source
+in the contract (docs/contract-suite.md has the same table). :func:`violation` fails the running test with
+the evidence, so a CI reader never needs to rerun anything.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+
+import pytest
+
+#: Lines of container output shown in a failure.
+LOG_TAIL_LINES = 40
+_BODY_PREVIEW = 120
+
+
+class ContractWarning(UserWarning):
+    """Issued when an image passes a check but does something the platform may punish (e.g. 5xx for bad input)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One contract check: its id, what it verifies, MUST/SHOULD, the capability it needs, source and fix."""
+
+    id: str
+    title: str
+    level: str
+    capability: str
+    item: int
+    source: str
+    fix: str
+
+
+_CHECKS = [
+    Check(
+        "t01",
+        "`train` exits 0 on a valid job",
+        "MUST",
+        "training",
+        1,
+        "[DG:your-algorithms-training-algo-dockerfile]",
+        "make `train` exit 0 when /opt/ml/input holds a valid job (config JSON files and channel data)",
+    ),
+    Check(
+        "t02",
+        "`train` / `serve` resolve (exec-form ENTRYPOINT or executables on PATH)",
+        "MUST",
+        "training",
+        2,
+        "[DG:your-algorithms-training-algo-dockerfile], [EX:Dockerfile]",
+        "put executables named `train` and `serve` on PATH, or use an exec-form ENTRYPOINT that dispatches on "
+        "its last argument",
+    ),
+    Check(
+        "t03",
+        "ENTRYPOINT, if set, is exec form and not tini",
+        "MUST",
+        "any",
+        3,
+        "[DG:your-algorithms-training-algo-dockerfile], [DG:build-your-own-processing-container]",
+        'write ENTRYPOINT ["prog", "arg"] (a JSON array), not `ENTRYPOINT prog arg`, and do not use tini',
+    ),
+    Check(
+        "t04",
+        "nothing the image needs is baked under /opt/ml",
+        "SHOULD",
+        "training",
+        4,
+        "[DG:your-algorithms-training-algo-dockerfile]",
+        "install code and assets outside /opt/ml (e.g. /opt/program); SageMaker mounts over /opt/ml",
+    ),
+    Check(
+        "t05",
+        "training accepts hyperparameters as strings",
+        "MUST",
+        "training",
+        5,
+        "[API:HyperParameters]",
+        "parse every hyperparameter from its string (int(hp['max_depth'])): SageMaker passes only strings",
+    ),
+    Check(
+        "t06",
+        "training tolerates extra keys in resourceconfig.json / inputdataconfig.json",
+        "SHOULD",
+        "training",
+        6,
+        "[TTK:test/unit/test_environment.py], contract section 1.5",
+        "read only the keys you need from the config JSON files and ignore the others",
+    ),
+    Check(
+        "t07",
+        "training reads host names from resourceconfig.json",
+        "SHOULD",
+        "training",
+        7,
+        "[DG:your-algorithms-training-algo-running-container]",
+        "take current_host and hosts from /opt/ml/input/config/resourceconfig.json; do not hard-code algo-1 "
+        "or read /etc/hostname",
+    ),
+    Check(
+        "t08",
+        "the model is written to /opt/ml/model",
+        "MUST",
+        "training",
+        8,
+        "[DG:your-algorithms-training-algo-output]",
+        "write the model files to /opt/ml/model",
+    ),
+    Check(
+        "t09",
+        "a failing job exits non-zero",
+        "MUST",
+        "training",
+        9,
+        "[DG:your-algorithms-training-signal-success-failure]",
+        "exit with a non-zero status when training cannot succeed (e.g. a required channel is missing)",
+    ),
+    Check(
+        "t10",
+        "a failing job writes /opt/ml/output/failure",
+        "SHOULD",
+        "training",
+        10,
+        "[DG:your-algorithms-training-algo-output], [API:FailureReason]",
+        "write a short reason to /opt/ml/output/failure before exiting non-zero (its first 1024 characters "
+        "become FailureReason)",
+    ),
+    Check(
+        "t11",
+        "`train` exits within the grace period after SIGTERM",
+        "SHOULD",
+        "training",
+        11,
+        "[DG:your-algorithms-training-algo-dockerfile], [API:StoppingCondition]",
+        "make `train` PID 1 (exec-form ENTRYPOINT, `exec` in shell scripts) and exit soon after SIGTERM",
+    ),
+    Check(
+        "t12",
+        "model files are saved when `train` is stopped",
+        "SHOULD",
+        "training",
+        12,
+        "[API:CreateTrainingJob] (StoppingCondition)",
+        "on SIGTERM, save what you have to /opt/ml/model before exiting (the platform allows 120 s)",
+    ),
+    Check(
+        "s19",
+        "`serve` listens on 0.0.0.0:8080 and accepts connections within 250 ms",
+        "MUST",
+        "serving",
+        19,
+        "[DG:your-algorithms-inference-code]",
+        "bind to 0.0.0.0:8080, not 127.0.0.1 or another port",
+    ),
+    Check(
+        "s20",
+        "GET /ping answers 200 within 2 s",
+        "MUST",
+        "serving",
+        20,
+        "[DG:your-algorithms-inference-code], [API:ProductionVariant]",
+        "answer GET /ping with 200 quickly (no heavy work in the handler) once the model is loaded",
+    ),
+    Check(
+        "s21",
+        "POST /invocations answers the sample requests with 2xx",
+        "MUST",
+        "serving",
+        21,
+        "[DG:your-algorithms-inference-code], [RT:InvokeEndpoint]",
+        "answer POST /invocations with 2xx and the expected body within 60 s",
+    ),
+    Check(
+        "s22",
+        "a 6 MiB (6291456-byte) request is not refused by the server's limits",
+        "SHOULD",
+        "serving",
+        22,
+        "[RT:BodyBlob], [EX:decision_trees/nginx.conf]",
+        "raise the server's request body limit to at least 6291456 bytes (nginx: client_max_body_size 6m)",
+    ),
+    Check(
+        "s23",
+        "malformed input gets a 4xx and the server keeps serving",
+        "SHOULD",
+        "serving",
+        23,
+        "[RT:ModelError]",
+        "validate the request body and answer 400 with a short message; never crash or hang on bad input",
+    ),
+    Check(
+        "s24",
+        "unknown request headers are ignored",
+        "MUST",
+        "serving",
+        24,
+        "[DG:your-algorithms-inference-code]",
+        "ignore request headers you do not know (SageMaker adds its own)",
+    ),
+    Check(
+        "s25",
+        "a missing Accept or Accept: */* is handled",
+        "SHOULD",
+        "serving",
+        25,
+        "[XGB:src/sagemaker_xgboost_container/algorithm_mode/serve.py]",
+        "treat a missing Accept header or Accept: */* as a request for your default content type",
+    ),
+    Check(
+        "s26",
+        "serving works with /opt/ml/model read-only",
+        "SHOULD",
+        "serving",
+        26,
+        "contract section 2.1 (observed platform behaviour)",
+        "never write into /opt/ml/model while serving; write scratch files to /tmp",
+    ),
+    Check(
+        "s27",
+        "the model is loaded from the extracted model.tar.gz, offline",
+        "MUST",
+        "serving",
+        27,
+        "[DG:your-algorithms-inference-code], [DG:mkt-algo-model-internet-free]",
+        "load the model from /opt/ml/model (SageMaker extracts model.tar.gz there); do not download it at startup",
+    ),
+    Check(
+        "s28",
+        "`serve` exits within 30 s after SIGTERM",
+        "SHOULD",
+        "serving",
+        28,
+        "[DG:your-algorithms-inference-code]",
+        "make the server PID 1 (exec-form ENTRYPOINT, `exec` in shell scripts) and shut down on SIGTERM",
+    ),
+    Check(
+        "b31",
+        "GET /execution-parameters is absent or well-formed",
+        "MUST",
+        "batch_transform",
+        31,
+        "[DG:your-algorithms-batch-code]",
+        'answer {"MaxConcurrentTransforms": <int >= 1>, "BatchStrategy": "MULTI_RECORD" | "SINGLE_RECORD", '
+        '"MaxPayloadInMB": <int>} or 404',
+    ),
+    Check(
+        "b32",
+        "/execution-parameters stays within CreateTransformJob's limits",
+        "MUST",
+        "batch_transform",
+        32,
+        "[API:CreateTransformJob]",
+        "keep MaxPayloadInMB <= 100 and MaxConcurrentTransforms x MaxPayloadInMB <= 100",
+    ),
+    Check(
+        "b33",
+        "a multi-record request gets one answer per record, in order",
+        "SHOULD",
+        "batch_transform",
+        33,
+        "[DG:your-algorithms-batch-code], [DG:batch-transform]",
+        "answer a multi-record body with one output record per input record, in input order",
+    ),
+    Check(
+        "p35",
+        "processing exits 0 on a valid job and non-zero on a failing one",
+        "MUST",
+        "processing",
+        35,
+        "[DG:build-your-own-processing-container]",
+        "exit 0 when the job succeeds and non-zero when it fails",
+    ),
+    Check(
+        "p36",
+        "processing writes only under the declared output LocalPaths, no symlinks",
+        "MUST",
+        "processing",
+        36,
+        "[API:ProcessingS3Input], [API:ProcessingS3Output], [DG:build-your-own-processing-container]",
+        "write results only under the declared output LocalPaths, as regular files (symlinks are not uploaded)",
+    ),
+    Check(
+        "p37",
+        "/opt/ml/output/message, if written, is UTF-8",
+        "SHOULD",
+        "processing",
+        37,
+        "[DG:build-your-own-processing-container]",
+        "write /opt/ml/output/message as UTF-8 text",
+    ),
+    Check(
+        "p38",
+        "processing does not need /opt/ml/input/config",
+        "SHOULD",
+        "processing",
+        38,
+        "[DG:build-your-own-processing-container]",
+        "read job metadata from /opt/ml/config/processingjobconfig.json and resourceconfig.json",
+    ),
+]
+
+CHECKS: Mapping[str, Check] = {c.id: c for c in _CHECKS}
+
+
+def check(check_id: str) -> pytest.MarkDecorator:
+    """Mark a test as contract check ``check_id`` (the plugin skips it when its capability is not claimed)."""
+    if check_id not in CHECKS:
+        raise KeyError(f"unknown contract check {check_id!r}")
+    return pytest.mark.sagemaker_check(check_id)
+
+
+def _indent(text: str, prefix: str = "    | ") -> str:
+    return "\n".join(prefix + line for line in text.rstrip("\n").splitlines())
+
+
+def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` non-trailing lines of ``text``."""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def body_preview(body: bytes | str | None, limit: int = _BODY_PREVIEW) -> str:
+    """``48 bytes: '5.1,3.5,...'``: the size and the first bytes of a body, printable."""
+    if body is None:
+        return "no body"
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    head = data[:limit].decode("utf-8", "replace")
+    more = "..." if len(data) > limit else ""
+    return f"{len(data)} bytes: {head!r}{more}"
+
+
+def http_request(
+    method: str, path: str, headers: Mapping[str, str] | None = None, body: bytes | str | None = None
+) -> str:
+    """One line describing an HTTP request, for ``sent=``."""
+    hdrs = ", ".join(f"{k}: {v}" for k, v in (headers or {}).items()) or "no headers"
+    return f"{method} {path} ({hdrs}), body {body_preview(body)}"
+
+
+def violation(
+    check_id: str,
+    problem: str,
+    *,
+    sent: str | None = None,
+    expected: str | None = None,
+    got: str | None = None,
+    logs: str | None = None,
+    fix: str | None = None,
+) -> NoReturn:
+    """Fail the running test with the evidence of a contract violation.
+
+    Args:
+        check_id: the check (``t01``); its level, source and default fix come from the registry.
+        problem: one line: what went wrong.
+        sent: what the suite sent (request or job).
+        expected: what the contract expects.
+        got: what came back.
+        logs: the container's output (its tail is shown).
+        fix: the fix in one sentence (default: the check's own).
+    """
+    __tracebackhide__ = True
+    c = CHECKS[check_id]
+    lines = [f"[{c.id}] {c.level}: {c.title} -- {problem}"]
+    for label, value in (("sent", sent), ("expected", expected), ("got", got)):
+        if value:
+            lines.append(f"  {label + ':':<10}{value}")
+    lines.append(f"  {'fix:':<10}{fix or c.fix}")
+    lines.append(f"  {'source:':<10}SageMaker contract item {c.item}: {c.source}")
+    if logs is not None:
+        shown = tail(logs)
+        lines.append(f"  container log (last {LOG_TAIL_LINES} lines):" if shown else "  container log: (empty)")
+        if shown:
+            lines.append(_indent(shown))
+    pytest.fail("\n".join(lines), pytrace=False)
+
+
+def warn(check_id: str, message: str) -> None:
+    """Pass the check, but warn (shown in pytest's warnings summary and the JUnit output)."""
+    warnings.warn(ContractWarning(f"[{check_id}] {message}"), stacklevel=2)
+
+
+def skip(check_id: str, reason: str) -> NoReturn:
+    """Skip the check with a reason that tells how to exercise it."""
+    __tracebackhide__ = True
+    pytest.skip(f"[{check_id}] {reason}")

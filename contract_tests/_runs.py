@@ -1,0 +1,617 @@
+"""How the checks drive the emulator: training jobs, endpoints and processing jobs, with their evidence kept.
+
+The suite has no container logic of its own: :class:`Harness` builds SageMaker requests from the contract
+config and runs them with ``emulator.TrainingJob``, ``emulator.serving.Endpoint`` and
+``emulator.ProcessingJob``; it only records what happened (describe result, error, log lines, timing) so
+that each check can judge it and show the evidence.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import re
+import secrets
+import tarfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from contract_tests.config import Channel, ContractConfig, ProcessingInput
+
+if TYPE_CHECKING:
+    from emulator.config import EmulatorConfig
+    from emulator.docker_client import DockerClient, ImageInfo
+    from emulator.serving import Endpoint
+
+logger = logging.getLogger(__name__)
+
+_KEEP_LINES = 2000
+
+
+@dataclass(frozen=True)
+class ContractOptions:
+    """The command-line options of the suite (see ``pytest --help``, group "sagemaker contract")."""
+
+    image: str | None = None
+    config_path: Path | None = None
+    keep_containers: bool = False
+    startup_timeout_s: float = 240.0
+    invocation_timeout_s: float = 60.0
+    training_stop_timeout_s: float = 120.0
+    serving_stop_timeout_s: float = 30.0
+
+
+class LogBuffer:
+    """A thread-safe log sink that keeps the last lines a job's containers printed."""
+
+    def __init__(self) -> None:
+        self._lines: collections.deque[str] = collections.deque(maxlen=_KEEP_LINES)
+        self._lock = threading.Lock()
+
+    def __call__(self, host: str, line: str) -> None:
+        with self._lock:
+            self._lines.append(f"{host} | {line}")
+        logger.debug("%s | %s", host, line)
+
+    def text(self) -> str:
+        """Everything kept, one line each."""
+        with self._lock:
+            return "\n".join(self._lines)
+
+
+def _token() -> str:
+    return secrets.token_hex(3)
+
+
+def job_name(label: str) -> str:
+    """A fresh, valid SageMaker job name: ``contract-<label>-<random>``."""
+    clean = re.sub(r"[^a-zA-Z0-9-]", "-", label).strip("-")[:40]
+    return f"contract-{clean}-{_token()}"
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under ``root`` (to prove a directory was not written)."""
+    out: dict[str, str] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+# -- results ----------------------------------------------------------------------------------------------
+@dataclass
+class TrainingRun:
+    """One training job the suite ran: its request, DescribeTrainingJob result (or error), logs and timing."""
+
+    label: str
+    request: dict[str, Any]
+    describe: dict[str, Any] | None = None
+    error: Exception | None = None
+    logs: LogBuffer = field(default_factory=LogBuffer)
+    seconds: float = 0.0
+    #: time.time() when the suite asked for the stop (SIGTERM), if it did.
+    stopped_at: float | None = None
+    trigger: str = ""
+
+    @property
+    def status(self) -> str:
+        """Completed, Failed, Stopped, or "Error" when the emulator could not run the job at all."""
+        return "Error" if self.describe is None else str(self.describe["TrainingJobStatus"])
+
+    @property
+    def failure_reason(self) -> str:
+        """DescribeTrainingJob.FailureReason, or the emulator's error."""
+        if self.describe is None:
+            return str(self.error)
+        return str(self.describe.get("FailureReason", ""))
+
+    @property
+    def model_tar(self) -> Path | None:
+        """The exported model.tar.gz (a local path), if there is one."""
+        if self.describe is None:
+            return None
+        uri = str(self.describe.get("ModelArtifacts", {}).get("S3ModelArtifacts") or "")
+        return Path(uri) if uri and Path(uri).is_file() else None
+
+    def model_files(self) -> list[str]:
+        """The regular files in model.tar.gz."""
+        tar = self.model_tar
+        if tar is None:
+            return []
+        with tarfile.open(tar, "r:*") as tf:
+            return sorted(m.name for m in tf.getmembers() if m.isfile())
+
+    def log_text(self) -> str:
+        """The containers' output (with the emulator's error, if any, at the end)."""
+        text = self.logs.text()
+        tail = getattr(self.error, "log_tail", "") if self.error is not None else ""
+        return text or str(tail or "")
+
+    def summary(self) -> str:
+        """``training job NAME: Failed (FailureReason ...) after 2.1 s``."""
+        reason = f" ({self.failure_reason[:300]})" if self.status not in ("Completed",) and self.failure_reason else ""
+        return f"training job {self.request['TrainingJobName']}: {self.status}{reason} after {self.seconds:.1f} s"
+
+    def sent(self) -> str:
+        """What the job was: channels, hyperparameters, hosts."""
+        chans = {
+            c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in self.request.get("InputDataConfig", [])
+        }
+        hosts = self.request["ResourceConfig"]["InstanceCount"]
+        return (
+            f"CreateTrainingJob (docker run IMAGE train) with channels {chans or '{}'}, hyperparameters "
+            f"{self.request.get('HyperParameters') or {}}, {hosts} host(s)"
+        )
+
+
+@dataclass
+class ProcessingRun:
+    """One processing job: request, DescribeProcessingJob (or error), logs, and the /opt/ml tree it left."""
+
+    label: str
+    request: dict[str, Any]
+    describe: dict[str, Any] | None = None
+    error: Exception | None = None
+    logs: LogBuffer = field(default_factory=LogBuffer)
+    seconds: float = 0.0
+    #: Every entry under /opt/ml in the container after it exited: path -> "file" | "dir" | "symlink -> target".
+    opt_ml: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """Completed, Failed, Stopped, or "Error" when the emulator could not run the job at all."""
+        return "Error" if self.describe is None else str(self.describe["ProcessingJobStatus"])
+
+    @property
+    def failure_reason(self) -> str:
+        """DescribeProcessingJob.FailureReason, or the emulator's error."""
+        if self.describe is None:
+            return str(self.error)
+        return str(self.describe.get("FailureReason", ""))
+
+    def log_text(self) -> str:
+        """The containers' output."""
+        return self.logs.text() or str(getattr(self.error, "log_tail", "") or "")
+
+    def sent(self) -> str:
+        """What the job was: entrypoint, arguments, inputs and outputs."""
+        app = self.request["AppSpecification"]
+        ins = {i["S3Input"]["LocalPath"]: i["S3Input"]["S3Uri"] for i in self.request.get("ProcessingInputs", [])}
+        outs = [o["S3Output"]["LocalPath"] for o in self.request.get("ProcessingOutputConfig", {}).get("Outputs", [])]
+        return (
+            f"CreateProcessingJob with ContainerEntrypoint {app.get('ContainerEntrypoint')}, ContainerArguments "
+            f"{app.get('ContainerArguments')}, inputs {ins or '{}'}, outputs {outs}"
+        )
+
+    def summary(self) -> str:
+        """``processing job NAME: Failed (reason) after 1.2 s``."""
+        reason = f" ({self.failure_reason[:300]})" if self.failure_reason else ""
+        msg = (self.describe or {}).get("ExitMessage")
+        extra = f", ExitMessage {msg[:200]!r}" if msg else ""
+        name = self.request["ProcessingJobName"]
+        return f"processing job {name}: {self.status}{reason}{extra} after {self.seconds:.1f} s"
+
+
+class NotVerifiable(Exception):
+    """Set as a handle's error when a serving check cannot run because a prerequisite failed (see ``fix``)."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+@dataclass
+class EndpointHandle:
+    """A serving container the checks share: the started endpoint, or why it could not start."""
+
+    label: str
+    environment: dict[str, str]
+    endpoint: Endpoint | None = None
+    error: Exception | None = None
+    logs: LogBuffer = field(default_factory=LogBuffer)
+    restarts: list[str] = field(default_factory=list)
+
+    def log_text(self) -> str:
+        """The container's output so far (or the tail the start error carried)."""
+        if self.endpoint is not None:
+            return self.endpoint.logs_tail(200) or self.logs.text()
+        return self.logs.text() or str(getattr(self.error, "log_tail", "") or "")
+
+
+# -- the harness ------------------------------------------------------------------------------------------
+class Harness:
+    """Runs the jobs of the checks with the emulator, from the contract config, in ``workdir``."""
+
+    def __init__(
+        self,
+        image: str,
+        config: ContractConfig,
+        options: ContractOptions,
+        emulator_config: EmulatorConfig,
+        docker: DockerClient,
+        workdir: Path,
+    ) -> None:
+        self.image = image
+        self.config = config
+        self.options = options
+        self.emulator_config = emulator_config
+        self.docker = docker
+        self.workdir = workdir
+        self._image_info: ImageInfo | None = None
+        #: Fingerprints of the model dirs handed to serving containers, taken before they started.
+        self.model_fingerprints: dict[Path, dict[str, str]] = {}
+        #: The model dir the serving checks use.
+        self.served_model_dir: Path | None = None
+        #: Why the shared serving container did not become healthy (then no other one is tried: same image).
+        self.serving_broken: str | None = None
+
+    def image_info(self) -> ImageInfo:
+        """``docker image inspect`` of the image (cached)."""
+        if self._image_info is None:
+            self._image_info = self.docker.image_info(self.image)
+        return self._image_info
+
+    # -- training ---------------------------------------------------------------------------------------
+    def _channel_source(self, name: str, ch: Channel) -> str:
+        src = self.config.path(ch.path)
+        if ch.repeat == 1:
+            return str(src)
+        # A bigger copy (the SIGTERM job): the lines of each file, ``repeat`` times.
+        dest = self.workdir / "repeated" / f"{name}-{ch.repeat}-{_token()}"
+        dest.mkdir(parents=True)
+        for f in [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file()):
+            text = f.read_text("utf-8")
+            if text and not text.endswith("\n"):
+                text += "\n"
+            (dest / f.name).write_text(text * ch.repeat, "utf-8")
+        return str(dest)
+
+    def training_request(
+        self,
+        label: str,
+        *,
+        channels: Mapping[str, Channel] | None = None,
+        hyperparameters: Mapping[str, str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        instance_count: int = 1,
+    ) -> dict[str, Any]:
+        """A CreateTrainingJob request from the config (``None`` fields: the config's ``training`` values)."""
+        tr = self.config.training
+        chans = tr.channels if channels is None else channels
+        hps = tr.hyperparameters if hyperparameters is None else hyperparameters
+        env = tr.environment if environment is None else environment
+        input_config = []
+        for name, ch in chans.items():
+            entry: dict[str, Any] = {
+                "ChannelName": name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": self._channel_source(name, ch),
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            if ch.content_type:
+                entry["ContentType"] = ch.content_type
+            input_config.append(entry)
+        request: dict[str, Any] = {
+            "TrainingJobName": job_name(label),
+            "AlgorithmSpecification": {"TrainingImage": self.image, "TrainingInputMode": "File"},
+            "HyperParameters": dict(hps),
+            "InputDataConfig": input_config,
+            "OutputDataConfig": {"S3OutputPath": str(self.workdir / "training-output")},
+            "ResourceConfig": {"InstanceType": tr.instance_type, "InstanceCount": instance_count, "VolumeSizeInGB": 30},
+            "StoppingCondition": {"MaxRuntimeInSeconds": tr.max_runtime_s},
+            "EnableNetworkIsolation": self.config.capabilities.network_isolation,
+        }
+        if env:
+            request["Environment"] = dict(env)
+        if not input_config:
+            del request["InputDataConfig"]
+        return request
+
+    def train(
+        self,
+        label: str,
+        request: dict[str, Any],
+        *,
+        host_names: Sequence[str] | None = None,
+        extra_config: Mapping[str, Mapping[str, Any]] | None = None,
+        stop_after_log: str | None = None,
+        stop_after_s: float | None = None,
+    ) -> TrainingRun:
+        """Run one training job to its end; with ``stop_after_*``, stop it (SIGTERM) at that point."""
+        from emulator.errors import EmulatorError
+        from emulator.training import TrainingJob
+
+        run = TrainingRun(label, request)
+        pattern = re.compile(stop_after_log) if stop_after_log else None
+        job: TrainingJob | None = None
+        fired = threading.Event()
+
+        def fire() -> None:
+            if not fired.is_set() and job is not None:
+                fired.set()
+                run.stopped_at = time.time()
+                job.stop()
+
+        def sink(host: str, line: str) -> None:
+            run.logs(host, line)
+            if pattern is not None and pattern.search(line):
+                fire()
+
+        timer: threading.Timer | None = None
+        start = time.monotonic()
+        try:
+            job = TrainingJob(
+                request,
+                config=self.emulator_config,
+                docker=self.docker,
+                log_sink=sink,
+                host_names=host_names,
+                extra_config=extra_config,
+            )
+            if pattern is None and stop_after_s is not None:
+                run.trigger = f"{stop_after_s:g} s after the job was submitted"
+                timer = threading.Timer(stop_after_s, fire)
+                timer.daemon = True
+                timer.start()
+            elif pattern is not None:
+                run.trigger = f"when a log line matched {stop_after_log!r}"
+            run.describe = job.run()
+        except EmulatorError as exc:
+            run.error = exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+            run.seconds = time.monotonic() - start
+        logger.info("%s", run.summary())
+        return run
+
+    # -- serving ----------------------------------------------------------------------------------------
+    def model_dir(self, model_tar: Path | None) -> Path:
+        """The model to serve, extracted (like the platform does before the container starts)."""
+        from emulator._artifacts import extract_model
+
+        configured = self.config.serving.model
+        source = self.config.path(configured) if configured else model_tar
+        dest = self.workdir / f"model-{_token()}"
+        if source is None:
+            dest.mkdir(parents=True)
+        else:
+            dest = extract_model(str(source), dest)
+        self.model_fingerprints[dest] = fingerprint(dest)
+        return dest
+
+    def start_endpoint(
+        self,
+        label: str,
+        model_dir: Path,
+        *,
+        environment: Mapping[str, str] | None = None,
+        network_isolation: bool = False,
+    ) -> EndpointHandle:
+        """Start a serving container (``docker run IMAGE serve``) and wait for /ping; never raises on failure."""
+        from emulator.errors import EmulatorError
+        from emulator.serving import Endpoint
+
+        env = dict(self.config.serving.environment if environment is None else environment)
+        handle = EndpointHandle(label, env)
+        ep = Endpoint(
+            self.image,
+            model_data=str(model_dir),
+            environment=env,
+            network_isolation=network_isolation,
+            name=job_name(label),
+            startup_timeout_s=self.options.startup_timeout_s,
+            invocation_timeout_s=self.options.invocation_timeout_s,
+            config=self.emulator_config,
+            docker=self.docker,
+            log_sink=handle.logs,
+        )
+        try:
+            ep.start()
+            handle.endpoint = ep
+        except EmulatorError as exc:
+            handle.error = exc
+        return handle
+
+    # -- processing -------------------------------------------------------------------------------------
+    def processing_request(self, label: str, *, failing: bool = False) -> dict[str, Any]:
+        """A CreateProcessingJob request from the config (``failing``: the job that must fail)."""
+        pr = self.config.processing
+        entry = pr.failing.entrypoint if failing and pr.failing.entrypoint is not None else pr.entrypoint
+        args = pr.failing.arguments if failing and pr.failing.arguments is not None else pr.arguments
+        env = pr.failing.environment if failing and pr.failing.environment is not None else pr.environment
+        inputs: list[ProcessingInput] = pr.failing.inputs if failing and pr.failing.inputs is not None else pr.inputs
+        name = job_name(label)
+        app: dict[str, Any] = {"ImageUri": self.image}
+        if entry:
+            app["ContainerEntrypoint"] = list(entry)
+        if args:
+            app["ContainerArguments"] = list(args)
+        out_root = self.workdir / "processing-output" / name
+        request: dict[str, Any] = {
+            "ProcessingJobName": name,
+            "AppSpecification": app,
+            "ProcessingInputs": [
+                {
+                    "InputName": i.name,
+                    "S3Input": {
+                        "S3Uri": str(self.config.path(i.source)),
+                        "LocalPath": i.local_path,
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                    },
+                }
+                for i in inputs
+            ],
+            "ProcessingOutputConfig": {
+                "Outputs": [
+                    {
+                        "OutputName": o.name,
+                        "S3Output": {
+                            "S3Uri": str(out_root / o.name),
+                            "LocalPath": o.local_path,
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                    for o in pr.outputs
+                ]
+            },
+            "ProcessingResources": {
+                "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": pr.max_runtime_s},
+            "NetworkConfig": {"EnableNetworkIsolation": self.config.capabilities.network_isolation},
+        }
+        if env:
+            request["Environment"] = dict(env)
+        if not request["ProcessingInputs"]:
+            del request["ProcessingInputs"]
+        return request
+
+    def process(self, label: str, request: dict[str, Any]) -> ProcessingRun:
+        """Run one processing job; the container is kept until its /opt/ml tree has been listed."""
+        from emulator.constants import LABEL_JOB
+        from emulator.errors import EmulatorError
+        from emulator.processing import ProcessingJob
+
+        run = ProcessingRun(label, request)
+        start = time.monotonic()
+        try:
+            job = ProcessingJob(
+                request, config=self.emulator_config.with_(keep_containers=True), docker=self.docker, log_sink=run.logs
+            )
+            run.describe = job.run()
+        except EmulatorError as exc:
+            run.error = exc
+        finally:
+            run.seconds = time.monotonic() - start
+            containers, _ = self.docker.list_managed(f"{LABEL_JOB}={request['ProcessingJobName']}")
+            for c in containers:
+                if not run.opt_ml:
+                    run.opt_ml = self.tree(c["Id"], "/opt/ml")
+                if not self.options.keep_containers and not self.emulator_config.keep_containers:
+                    self._remove(c["Id"])
+        logger.info("%s", run.summary())
+        return run
+
+    # -- docker helpers ---------------------------------------------------------------------------------
+    def tree(self, container_id: str, path: str) -> dict[str, str]:
+        """Every entry under ``path`` in a container (running or not): absolute path -> kind."""
+        from emulator._artifacts import iter_members
+
+        parent = path.rstrip("/").rsplit("/", 1)[0]
+        out: dict[str, str] = {}
+        for member, _ in iter_members(self.docker.get_archive(container_id, path)):
+            name = f"{parent}/{member.name}".rstrip("/")
+            if member.issym() or member.islnk():
+                out[name] = f"symlink -> {member.linkname}"
+            elif member.isdir():
+                out[name] = "dir"
+            else:
+                out[name] = "file"
+        return out
+
+    def image_tree(self, path: str) -> dict[str, str]:
+        """What the image itself holds under ``path`` (from a created, never started, container)."""
+        from emulator import _session
+        from emulator.docker_client import ContainerSpec
+
+        spec = ContainerSpec(
+            image=self.image, command=["train"], labels=_session.labels("contract-inspect", job_name("inspect"))
+        )
+        cid = self.docker.create(spec)
+        _session.register(self.docker, cid, "container")
+        try:
+            return self.tree(cid, path)
+        finally:
+            self._remove(cid)
+
+    def _remove(self, container_id: str) -> None:
+        from emulator import _session
+
+        try:
+            self.docker.remove(container_id)
+        finally:
+            _session.unregister(container_id)
+
+
+def iter_lines(body: bytes) -> Iterator[str]:
+    """The non-empty lines of a text body."""
+    for line in body.decode("utf-8", "replace").splitlines():
+        if line.strip():
+            yield line
+
+
+# -- diagnosis --------------------------------------------------------------------------------------------
+_DIAGNOSES: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"Read-only file system"),
+        "the server writes into a read-only directory (SageMaker mounts /opt/ml/model read-only): write scratch files "
+        "to /tmp",
+    ),
+    (
+        re.compile(r"executable file not found|cannot run 'serve'|serve: not found"),
+        "put an executable named `serve` on PATH, or use an exec-form ENTRYPOINT that dispatches on its last argument",
+    ),
+    (
+        re.compile(
+            r"NoCredentialsError|Unable to locate credentials|Could not connect to the endpoint URL|"
+            r"Temporary failure in name resolution|Name or service not known|urlopen error|Connection refused|"
+            r"Max retries exceeded|EndpointConnectionError"
+        ),
+        "the server tries to reach the network or AWS at startup: load the model from /opt/ml/model instead "
+        "(SageMaker extracts model.tar.gz there; endpoints may have no network)",
+    ),
+    (
+        re.compile(
+            r"(?i)\b(listen\w*|bind\w*|bound|running|serving|on)\b[^\n]{0,20}?(?<![\d.])(127\.0\.0\.1|localhost):\d+"
+        ),
+        "the server seems to listen on 127.0.0.1 inside the container, which the published port cannot reach: "
+        "bind to 0.0.0.0:8080",
+    ),
+]
+_OTHER_PORT = re.compile(r"0\.0\.0\.0:(\d+)")
+
+
+def diagnose_start(log: str, error: str) -> str | None:
+    """A one-sentence fix for a serving container that did not become healthy, from its log and error."""
+    # The emulator's own message names the published URL (http://127.0.0.1:PORT): not the server's binding.
+    text = f"{log}\n" + re.sub(r"https?://127\.0\.0\.1:\d+", "<published port>", error)
+    for pattern, fix in _DIAGNOSES:
+        if pattern.search(text):
+            return fix
+    ports = {m.group(1) for m in _OTHER_PORT.finditer(text)} - {"8080"}
+    if ports:
+        return f"the server seems to listen on port {', '.join(sorted(ports))}: listen on 0.0.0.0:8080"
+    return None
+
+
+def require_endpoint(handle: EndpointHandle, check_id: str) -> Endpoint:
+    """The handle's running endpoint, or fail ``check_id`` with why the container did not start."""
+    from contract_tests._report import violation
+
+    __tracebackhide__ = True
+    if handle.endpoint is not None:
+        return handle.endpoint
+    error = str(handle.error) if handle.error is not None else "not started"
+    if isinstance(handle.error, NotVerifiable):
+        violation(check_id, f"cannot be verified: {error}", fix=handle.error.fix)
+    log = handle.log_text()
+    violation(
+        check_id,
+        f"the serving container did not become healthy: {error.splitlines()[0].split('; Hint')[0][:250]}",
+        sent="docker run IMAGE serve, /opt/ml/model mounted read-only, port 8080 published on 127.0.0.1",
+        expected="GET /ping answers 200 within the startup timeout (--contract-timeout)",
+        got=error,
+        logs=log,
+        fix=diagnose_start(log, error),
+    )

@@ -1,0 +1,384 @@
+"""The pytest plugin of the SageMaker contract suite: options, layered fixtures, skips and the cleanup net.
+
+Registered through the ``pytest11`` entry point ``contract_tests.plugin`` (and, in a checkout, by the root
+``conftest.py``; the names match, so it never registers twice). ``pytest --image IMAGE`` runs the suite
+(in a checkout or a project with its own ``testpaths``, the suite replaces the default test paths);
+``pytest --pyargs contract_tests --image IMAGE`` does the same from an installed package.
+
+Fixtures, from configuration to resources (override the first three in a ``conftest.py``):
+
+* ``sagemaker_image`` -- the image under test (``--image``);
+* ``contract_config`` -- the :class:`~contract_tests.config.ContractConfig` (``--contract-config``);
+* ``emulator_config`` -- the :class:`emulator.EmulatorConfig` the jobs run with;
+* ``contract_harness`` -- runs training jobs, endpoints and processing jobs with the emulator;
+* ``trained_model`` -- the one training job every later check reuses (session);
+* ``shared_endpoint`` -- the one serving container all serving checks share (session);
+* ``sagemaker_endpoint`` -- the same, checked alive (restarted if a check killed it) before each test.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from contract_tests._report import CHECKS
+from contract_tests._runs import ContractOptions, EndpointHandle, Harness, NotVerifiable, TrainingRun
+from contract_tests.config import ContractConfig, ContractConfigError, load_config
+
+if TYPE_CHECKING:
+    from emulator.config import EmulatorConfig
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+NO_IMAGE_REASON = "pass --image IMAGE to run the SageMaker contract suite"
+_CONFIG_KEY = pytest.StashKey[ContractConfig]()
+_OPTIONS_KEY = pytest.StashKey[ContractOptions]()
+
+
+# -- options and configuration ----------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the suite's options (group "sagemaker contract")."""
+    group = parser.getgroup("sagemaker contract", "SageMaker contract suite (contract_tests)")
+    group.addoption(
+        "--image",
+        dest="sagemaker_image",
+        metavar="IMAGE",
+        default=None,
+        help="the image to check against the SageMaker container contract; without it the suite's checks are skipped",
+    )
+    group.addoption(
+        "--contract-config",
+        dest="contract_config_path",
+        metavar="FILE",
+        default=None,
+        help="contract config (YAML) with the image's sample data, requests and capabilities; "
+        "default: the sample algorithm's (python -m emulator init-contract writes a starter)",
+    )
+    group.addoption(
+        "--keep-containers",
+        dest="contract_keep_containers",
+        action="store_true",
+        default=False,
+        help="leave the suite's containers behind for debugging (remove them with 'python -m emulator cleanup')",
+    )
+    group.addoption(
+        "--contract-timeout",
+        dest="contract_timeout",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="bound for a serving container to become healthy and for one invocation (default: the "
+        "platform's 240 s startup and 60 s per invocation)",
+    )
+    group.addoption(
+        "--stop-timeout",
+        dest="contract_stop_timeout",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="SIGTERM grace period the SIGTERM checks allow before SIGKILL (default: the platform's "
+        "120 s for training, 30 s for serving)",
+    )
+
+
+def _options(config: pytest.Config) -> ContractOptions:
+    timeout = config.getoption("contract_timeout")
+    stop = config.getoption("contract_stop_timeout")
+    for name, value in (("--contract-timeout", timeout), ("--stop-timeout", stop)):
+        if value is not None and value <= 0:
+            raise pytest.UsageError(f"{name} {value:g}: expected a positive number of seconds")
+    raw_path = config.getoption("contract_config_path")
+    return ContractOptions(
+        image=config.getoption("sagemaker_image"),
+        config_path=Path(raw_path) if raw_path else None,
+        keep_containers=bool(config.getoption("contract_keep_containers")),
+        startup_timeout_s=timeout if timeout is not None else 240.0,
+        invocation_timeout_s=timeout if timeout is not None else 60.0,
+        training_stop_timeout_s=stop if stop is not None else 120.0,
+        serving_stop_timeout_s=stop if stop is not None else 30.0,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker, validate options and config early, and point a bare run at the suite."""
+    config.addinivalue_line("markers", "sagemaker_check(id): a SageMaker contract check of contract_tests")
+    options = _options(config)
+    config.stash[_OPTIONS_KEY] = options
+    if options.image or options.config_path:
+        try:
+            config.stash[_CONFIG_KEY] = load_config(options.config_path)
+        except ContractConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    # `pytest --image X` with no paths runs the contract suite, not the project's own testpaths.
+    if options.image and config.args_source in (
+        pytest.Config.ArgsSource.TESTPATHS,
+        pytest.Config.ArgsSource.INVOCATION_DIR,
+    ):
+        config.args = [str(PACKAGE_DIR)]
+        config.args_source = pytest.Config.ArgsSource.ARGS
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the checks in the contract's order (training, serving, batch, processing), after other items."""
+    order = {cid: i for i, cid in enumerate(CHECKS)}
+
+    def key(pair: tuple[int, pytest.Item]) -> tuple[int, int]:
+        marker = pair[1].get_closest_marker("sagemaker_check")
+        return (1, order[marker.args[0]]) if marker is not None else (0, pair[0])
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=key)]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which image and config the suite checks."""
+    options = config.stash.get(_OPTIONS_KEY, None)
+    if options is None or not options.image:
+        return []
+    contract = config.stash.get(_CONFIG_KEY, None)
+    source = contract.source if contract is not None else "?"
+    claimed = [k for k, v in vars(contract.capabilities).items() if v] if contract is not None else []
+    return [
+        f"sagemaker contract: image {options.image}, config {source}",
+        f"sagemaker contract: claims {', '.join(claimed) or 'nothing'}; startup {options.startup_timeout_s:g} s, "
+        f"invocation {options.invocation_timeout_s:g} s, SIGTERM grace {options.training_stop_timeout_s:g} s "
+        f"(training) / {options.serving_stop_timeout_s:g} s (serving)",
+    ]
+
+
+# -- configuration fixtures (override them in a conftest.py) ----------------------------------------------
+@pytest.fixture(scope="session")
+def contract_options(pytestconfig: pytest.Config) -> ContractOptions:
+    """The suite's command-line options."""
+    return pytestconfig.stash.get(_OPTIONS_KEY, None) or _options(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def sagemaker_image(contract_options: ContractOptions) -> str:
+    """The image under test (``--image``); without it the checks are skipped."""
+    if not contract_options.image:
+        pytest.skip(NO_IMAGE_REASON)
+    return contract_options.image
+
+
+@pytest.fixture(scope="session")
+def contract_config(pytestconfig: pytest.Config, contract_options: ContractOptions) -> ContractConfig:
+    """The contract config (``--contract-config``, else the sample algorithm's defaults)."""
+    loaded = pytestconfig.stash.get(_CONFIG_KEY, None)
+    if loaded is not None:
+        return loaded
+    try:
+        return load_config(contract_options.config_path)
+    except ContractConfigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def emulator_config(contract_options: ContractOptions) -> EmulatorConfig:
+    """The emulator settings the suite's jobs run with (SM_EMULATOR_* variables apply too)."""
+    from emulator.config import EmulatorConfig
+
+    return EmulatorConfig.from_env(
+        keep_containers=contract_options.keep_containers or None,
+        startup_timeout_s=contract_options.startup_timeout_s,
+        training_stop_grace_s=contract_options.training_stop_timeout_s,
+        serving_stop_grace_s=contract_options.serving_stop_timeout_s,
+        stream_logs=False,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _contract_gate(request: pytest.FixtureRequest) -> None:
+    """Skip a check without --image, or when the image does not claim the capability it needs."""
+    marker = request.node.get_closest_marker("sagemaker_check")
+    if marker is None:
+        return
+    request.getfixturevalue("sagemaker_image")
+    config: ContractConfig = request.getfixturevalue("contract_config")
+    check = CHECKS[marker.args[0]]
+    caps = config.capabilities
+    if check.id == "t02":
+        if not (caps.training or caps.serving):
+            pytest.skip(f"[t02] the image claims neither training nor serving ({config.source})")
+        return
+    if check.capability == "any":
+        return
+    needed = [check.capability] + (["serving"] if check.capability == "batch_transform" else [])
+    for cap in needed:
+        if not getattr(caps, cap):
+            pytest.skip(
+                f"[{check.id}] the image does not claim {cap!r} (capabilities.{cap} is false in {config.source})"
+            )
+
+
+# -- resources --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def contract_harness(
+    sagemaker_image: str,
+    contract_config: ContractConfig,
+    contract_options: ContractOptions,
+    emulator_config: EmulatorConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Harness:
+    """Runs the checks' jobs with the emulator; fails every check at once if Docker or the image is missing."""
+    from emulator.docker_client import DockerClient
+    from emulator.errors import EmulatorError
+
+    try:
+        docker = DockerClient(emulator_config)
+        harness = Harness(
+            sagemaker_image,
+            contract_config,
+            contract_options,
+            emulator_config,
+            docker,
+            tmp_path_factory.mktemp("contract"),
+        )
+        harness.image_info()
+    except EmulatorError as exc:
+        pytest.fail(f"cannot run the SageMaker contract suite: {exc}", pytrace=False)
+    return harness
+
+
+@pytest.fixture(scope="session")
+def trained_model(contract_harness: Harness) -> TrainingRun | None:
+    """The one training job with the config's channels and hyperparameters (None if the image does not train)."""
+    if not contract_harness.config.capabilities.training:
+        return None
+    h = contract_harness
+    return h.train("train", h.training_request("train"))
+
+
+def _serving_model(harness: Harness, trained: TrainingRun | None) -> Path | None:
+    if harness.config.serving.model:
+        return harness.model_dir(None)
+    if trained is None:
+        return harness.model_dir(None)  # an image that only serves: an empty /opt/ml/model
+    if trained.status != "Completed" or trained.model_tar is None:
+        return None
+    return harness.model_dir(trained.model_tar)
+
+
+@pytest.fixture(scope="session")
+def serving_model_dir(contract_harness: Harness, trained_model: TrainingRun | None) -> Path | None:
+    """The model every serving container gets at /opt/ml/model, extracted from model.tar.gz (None: there is none)."""
+    model_dir = _serving_model(contract_harness, trained_model)
+    contract_harness.served_model_dir = model_dir
+    return model_dir
+
+
+def _start(
+    harness: Harness,
+    label: str,
+    model_dir: Path | None,
+    trained: TrainingRun | None,
+    environment: dict[str, str] | None = None,
+) -> EndpointHandle:
+    if model_dir is None:
+        handle = EndpointHandle(label, {})
+        reason = trained.summary() if trained is not None else "no model"
+        handle.error = NotVerifiable(
+            f"no model to serve: {reason} (see t01)",
+            fix="fix t01 first, or set serving.model to a model.tar.gz or model directory",
+        )
+        return handle
+    if harness.serving_broken is not None:
+        # Same image and model: another container would wait out the same startup timeout for nothing.
+        handle = EndpointHandle(label, {})
+        handle.error = NotVerifiable(
+            f"the shared serving container never became healthy ({harness.serving_broken}); see s19/s20",
+            fix="fix s19/s20 first",
+        )
+        return handle
+    handle = harness.start_endpoint(
+        label, model_dir, environment=environment, network_isolation=harness.config.capabilities.network_isolation
+    )
+    if label == "serve" and handle.endpoint is None:
+        harness.serving_broken = str(handle.error).splitlines()[0][:200]
+    return handle
+
+
+@pytest.fixture(scope="session")
+def shared_endpoint(
+    contract_harness: Harness, serving_model_dir: Path | None, trained_model: TrainingRun | None
+) -> Iterator[EndpointHandle]:
+    """The one serving container all serving checks share (``docker run IMAGE serve``)."""
+    handle = _start(contract_harness, "serve", serving_model_dir, trained_model)
+    try:
+        yield handle
+    finally:
+        if handle.endpoint is not None:
+            handle.endpoint.close()
+
+
+@pytest.fixture
+def sagemaker_endpoint(
+    shared_endpoint: EndpointHandle,
+    contract_harness: Harness,
+    serving_model_dir: Path | None,
+    trained_model: TrainingRun | None,
+    request: pytest.FixtureRequest,
+) -> EndpointHandle:
+    """The shared serving container, checked alive first (restarted when an earlier check killed it)."""
+    ep = shared_endpoint.endpoint
+    if ep is None:
+        return shared_endpoint
+    alive = ep.wait(0) is None
+    if alive:
+        try:
+            alive = ep.ping() == 200
+        except Exception:
+            alive = False
+    if not alive:
+        logger.warning(
+            "the shared serving container stopped answering before %s; starting a new one", request.node.name
+        )
+        shared_endpoint.restarts.append(request.node.name)
+        ep.close()
+        fresh = _start(contract_harness, "serve", serving_model_dir, trained_model)
+        shared_endpoint.endpoint, shared_endpoint.error, shared_endpoint.logs = fresh.endpoint, fresh.error, fresh.logs
+    return shared_endpoint
+
+
+@pytest.fixture(scope="session")
+def batch_endpoint(
+    contract_harness: Harness, serving_model_dir: Path | None, trained_model: TrainingRun | None
+) -> Iterator[EndpointHandle]:
+    """A serving container as batch transform runs it (``SAGEMAKER_BATCH=true``), for the batch checks."""
+    env = {**contract_harness.config.serving.environment, "SAGEMAKER_BATCH": "true"}
+    handle = _start(contract_harness, "batch", serving_model_dir, trained_model, env)
+    try:
+        yield handle
+    finally:
+        if handle.endpoint is not None:
+            handle.endpoint.close()
+
+
+# -- the safety net ---------------------------------------------------------------------------------------
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove whatever this session's jobs left behind (the fixtures remove their own; this is the second net)."""
+    options = session.config.stash.get(_OPTIONS_KEY, None)
+    if options is None or not options.image or options.keep_containers:
+        return
+    try:
+        from emulator import _session
+        from emulator.config import EmulatorConfig
+        from emulator.constants import LABEL_SESSION
+        from emulator.docker_client import DockerClient
+
+        docker = DockerClient(EmulatorConfig.from_env())
+        containers, networks = docker.list_managed(f"{LABEL_SESSION}={_session.SESSION_ID}")
+        for c in containers:
+            logger.warning("removing leftover container %s", c["Id"][:12])
+            docker.remove(c["Id"])
+            _session.unregister(c["Id"])
+        for n in networks:
+            docker.remove_network(n["Id"])
+            _session.unregister(n["Id"])
+    except Exception as exc:
+        logger.warning("could not sweep leftover containers: %s", exc)

@@ -1,0 +1,162 @@
+"""Processing checks p35-p38: the image as a processing job (no ``train``/``serve`` argument), run by the emulator.
+
+Two jobs: the valid one from the config and ``processing.failing``. The valid job's container is kept until
+its /opt/ml tree has been listed, so p36 can see what was written outside the declared outputs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from contract_tests._report import check, skip, violation
+from contract_tests._runs import Harness, ProcessingRun
+
+_BAD_MESSAGE = "ClientError: /opt/ml/output/message is not valid UTF-8"
+_ALLOWED_FILES = ("/opt/ml/output/message", "/opt/ml/output/failure")
+
+
+@pytest.fixture(scope="module")
+def processing_run(contract_harness: Harness) -> ProcessingRun:
+    """The valid processing job of the config."""
+    return contract_harness.process("process", contract_harness.processing_request("process"))
+
+
+@pytest.fixture(scope="module")
+def failing_processing_run(contract_harness: Harness) -> ProcessingRun:
+    """The processing job that must fail (``processing.failing``)."""
+    return contract_harness.process(
+        "process-failing", contract_harness.processing_request("process-failing", failing=True)
+    )
+
+
+def _require_completed(run: ProcessingRun, check_id: str) -> None:
+    if run.status != "Completed":
+        violation(
+            check_id,
+            f"cannot be verified: the valid processing job ended {run.status} (see p35)",
+            sent=run.sent(),
+            expected="ProcessingJobStatus Completed",
+            got=run.summary(),
+            logs=run.log_text(),
+            fix="fix p35 first",
+        )
+
+
+@check("p35")
+def test_p35_processing_exit_codes(processing_run: ProcessingRun, failing_processing_run: ProcessingRun) -> None:
+    ok, bad = processing_run, failing_processing_run
+    if ok.status != "Completed":
+        violation(
+            "p35",
+            f"the valid processing job ended {ok.status}, not Completed",
+            sent=ok.sent(),
+            expected="the container exits 0",
+            got=ok.summary(),
+            logs=ok.log_text(),
+        )
+    if bad.status == "Completed":
+        violation(
+            "p35",
+            "the processing job that cannot succeed ended Completed: the container exited 0",
+            sent=bad.sent(),
+            expected="a non-zero exit (ProcessingJobStatus Failed)",
+            got=bad.summary(),
+            logs=bad.log_text(),
+        )
+    if bad.status == "Error":
+        violation(
+            "p35",
+            "the failing processing job could not run at all",
+            sent=bad.sent(),
+            expected="the container starts and exits non-zero",
+            got=bad.summary(),
+            logs=bad.log_text(),
+        )
+
+
+@check("p36")
+def test_p36_processing_paths(processing_run: ProcessingRun, contract_harness: Harness) -> None:
+    run = processing_run
+    _require_completed(run, "p36")
+    pr = contract_harness.config.processing
+    outputs = [o.local_path.rstrip("/") for o in pr.outputs]
+    inputs = [i.local_path.rstrip("/") for i in pr.inputs]
+
+    def under(path: str, roots: list[str]) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in roots)
+
+    files = {p: kind for p, kind in run.opt_ml.items() if kind != "dir"}
+    stray = sorted(p for p in files if not under(p, outputs + inputs + ["/opt/ml/config"]) and p not in _ALLOWED_FILES)
+    if stray:
+        violation(
+            "p36",
+            f"files were written outside the declared output LocalPaths: {stray[:10]}",
+            sent=run.sent(),
+            expected=f"results only under {outputs} (nothing else under /opt/ml is uploaded)",
+            got=f"{len(stray)} stray file(s): {stray[:10]}",
+            logs=run.log_text(),
+        )
+    links = sorted(f"{p} ({k})" for p, k in files.items() if k.startswith("symlink") and under(p, outputs))
+    if links:
+        violation(
+            "p36",
+            f"outputs are symlinks, which SageMaker does not upload: {links[:10]}",
+            sent=run.sent(),
+            expected="regular files under the output LocalPaths",
+            got=", ".join(links[:10]),
+            logs=run.log_text(),
+            fix="copy the files into the output directory instead of linking them",
+        )
+    for o in pr.outputs:
+        root = o.local_path.rstrip("/")
+        written = sorted(p[len(root) + 1 :] for p, k in files.items() if k == "file" and p.startswith(root + "/"))
+        missing = [f for f in o.expect_files if f not in written]
+        if not written or missing:
+            violation(
+                "p36",
+                f"the declared output {o.name!r} ({root}) " + (f"lacks {missing}" if written else "got no file"),
+                sent=run.sent(),
+                expected=f"files under {root}" + (f", including {o.expect_files}" if o.expect_files else ""),
+                got=f"{written[:10] or 'nothing'}",
+                logs=run.log_text(),
+                fix=f"write the output files to {root} (the LocalPath of output {o.name!r})",
+            )
+
+
+@check("p37")
+def test_p37_processing_message_utf8(processing_run: ProcessingRun, failing_processing_run: ProcessingRun) -> None:
+    written = False
+    for run in (processing_run, failing_processing_run):
+        if run.failure_reason.startswith(_BAD_MESSAGE):
+            violation(
+                "p37",
+                "/opt/ml/output/message is not valid UTF-8, which fails the job with ClientError",
+                sent=run.sent(),
+                expected="UTF-8 text in /opt/ml/output/message (its first 1 KB becomes ExitMessage)",
+                got=run.summary(),
+                logs=run.log_text(),
+            )
+        message = (run.describe or {}).get("ExitMessage")
+        written = written or bool(message) or "/opt/ml/output/message" in run.opt_ml
+    if not written:
+        skip(
+            "p37",
+            "neither processing job wrote /opt/ml/output/message, so there is no message to check "
+            "(writing one is optional)",
+        )
+
+
+@check("p38")
+def test_p38_processing_config_dir(processing_run: ProcessingRun) -> None:
+    run = processing_run
+    text = f"{run.failure_reason}\n{(run.describe or {}).get('ExitMessage', '')}\n{run.log_text()}"
+    if run.status != "Completed" and "/opt/ml/input/config" in text:
+        violation(
+            "p38",
+            "the processing job failed looking for /opt/ml/input/config, which exists only in training",
+            sent=f"{run.sent()}; /opt/ml/config holds processingjobconfig.json and resourceconfig.json",
+            expected="the job reads /opt/ml/config (or nothing) and completes",
+            got=run.summary(),
+            logs=run.log_text(),
+        )
+    _require_completed(run, "p38")

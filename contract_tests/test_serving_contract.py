@@ -1,0 +1,364 @@
+"""Serving checks s19-s28: ``docker run IMAGE serve`` with the trained model, run by the emulator's Endpoint.
+
+All checks share one serving container (``sagemaker_endpoint``; /opt/ml/model read-only, extracted from the
+model.tar.gz that t01 trained); only s28 (SIGTERM) starts its own.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from contract_tests import _http
+from contract_tests._report import check, http_request, violation, warn
+from contract_tests._runs import EndpointHandle, Harness, fingerprint, require_endpoint
+from contract_tests.config import ContractConfig, Request
+
+_CONNECT_BOUND_S = 0.25
+_PING_BOUND_S = 2.0
+
+
+def _headers(req: Request, *, accept: bool = True) -> dict[str, str]:
+    out = {"Content-Type": req.content_type}
+    if accept and req.accept:
+        out["Accept"] = req.accept
+    return out
+
+
+def _valid(config: ContractConfig) -> tuple[Request, bytes]:
+    req = config.serving.requests[0]
+    return req, config.request_body(req)
+
+
+# -- s19, s20 -------------------------------------------------------------------------------------------------
+@check("s19")
+def test_s19_listens_on_all_interfaces_8080(sagemaker_endpoint: EndpointHandle) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s19")
+    times = []
+    for _ in range(5):
+        start = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", ep.port), timeout=2.0):
+                times.append(time.monotonic() - start)
+        except OSError as exc:
+            violation(
+                "s19",
+                "a TCP connection to port 8080 failed",
+                sent=f"TCP connect to 127.0.0.1:{ep.port} (the container's 8080)",
+                expected="the connection is accepted",
+                got=str(exc),
+                logs=sagemaker_endpoint.log_text(),
+            )
+    if max(times) > _CONNECT_BOUND_S:
+        violation(
+            "s19",
+            f"accepting a connection took {max(times) * 1000:.0f} ms",
+            sent=f"5 TCP connects to 127.0.0.1:{ep.port} (the container's 8080)",
+            expected=f"each accepted within {_CONNECT_BOUND_S * 1000:.0f} ms",
+            got=", ".join(f"{t * 1000:.0f} ms" for t in times),
+            logs=sagemaker_endpoint.log_text(),
+            fix="keep the accept loop free (run more workers or an async server; no blocking work in it)",
+        )
+    request = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    try:
+        with socket.create_connection(("127.0.0.1", ep.port), timeout=_PING_BOUND_S) as s:
+            s.sendall(request)
+            first = s.recv(64)
+    except OSError as exc:
+        first = f"<{exc}>".encode()
+    if not first.startswith(b"HTTP/"):
+        violation(
+            "s19",
+            "the connection was accepted but closed without an HTTP answer",
+            sent=f"GET /ping over a raw TCP connection to 127.0.0.1:{ep.port}",
+            expected="an HTTP status line from the server on 0.0.0.0:8080",
+            got=repr(first[:64]),
+            logs=sagemaker_endpoint.log_text(),
+        )
+
+
+@check("s20")
+def test_s20_ping_healthy(sagemaker_endpoint: EndpointHandle) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s20")
+    seen = []
+    for _ in range(5):
+        start = time.monotonic()
+        try:
+            status = ep.invoker.ping(timeout_s=_PING_BOUND_S)
+        except Exception as exc:
+            violation(
+                "s20",
+                f"GET /ping did not answer within {_PING_BOUND_S:g} s",
+                sent=http_request("GET", "/ping"),
+                expected=f"HTTP 200 within {_PING_BOUND_S:g} s",
+                got=f"{type(exc).__name__}: {exc}",
+                logs=sagemaker_endpoint.log_text(),
+            )
+        took = time.monotonic() - start
+        seen.append(f"{status} in {took * 1000:.0f} ms")
+        if status != 200:
+            violation(
+                "s20",
+                f"GET /ping answered {status} after the endpoint was healthy",
+                sent=http_request("GET", "/ping"),
+                expected="HTTP 200 every time (consistently healthy)",
+                got="; ".join(seen),
+                logs=sagemaker_endpoint.log_text(),
+            )
+
+
+# -- s21, s22 -------------------------------------------------------------------------------------------------
+@check("s21")
+def test_s21_invocations_answer(sagemaker_endpoint: EndpointHandle, contract_config: ContractConfig) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s21")
+    for i, req in enumerate(contract_config.serving.requests):
+        body = contract_config.request_body(req)
+        answer = _http.post(ep, body, _headers(req))
+        where = f"sample request serving.requests[{i}]"
+        if not answer.ok:
+            violation(
+                "s21",
+                f"{where} did not get a 2xx answer",
+                sent=answer.sent,
+                expected=f"HTTP 2xx within {ep.invocation_timeout_s:g} s",
+                got=answer.describe(),
+                logs=sagemaker_endpoint.log_text(),
+            )
+        if len(answer.body) > _http.MAX_PAYLOAD_BYTES:
+            violation(
+                "s21",
+                f"{where}: the answer is over 6 MiB, which InvokeEndpoint refuses",
+                sent=answer.sent,
+                expected=f"at most {_http.MAX_PAYLOAD_BYTES} bytes",
+                got=answer.describe(),
+                fix="return smaller answers (or use batch transform for big outputs)",
+            )
+        exp = req.expect
+        if exp.content_type and _http.media_type(answer.content_type) != _http.media_type(exp.content_type):
+            violation(
+                "s21",
+                f"{where}: the answer has the wrong Content-Type",
+                sent=answer.sent,
+                expected=f"Content-Type {exp.content_type}",
+                got=answer.describe(),
+                fix=f"set the response Content-Type to {exp.content_type}",
+            )
+        out = _http.lines(answer.body)
+        want = len(_http.lines(body)) if exp.lines == "rows" else exp.lines
+        if want is not None and len(out) != want:
+            violation(
+                "s21",
+                f"{where}: {len(out)} output line(s) for {want} expected",
+                sent=answer.sent,
+                expected=f"{want} non-empty line(s)" + (" (one per input row)" if exp.lines == "rows" else ""),
+                got=answer.describe(),
+                fix="answer each input record with one output line, in order",
+            )
+        if exp.columns is not None:
+            bad = [(n, ln) for n, ln in enumerate(out) if len(ln.split(",")) != exp.columns]
+            if bad:
+                n, ln = bad[0]
+                violation(
+                    "s21",
+                    f"{where}: output line {n + 1} has {len(ln.split(','))} field(s), not {exp.columns}",
+                    sent=answer.sent,
+                    expected=f"{exp.columns} comma-separated fields per line",
+                    got=f"line {n + 1}: {ln[:200]!r}",
+                )
+
+
+@check("s22")
+def test_s22_6mib_payload_accepted(sagemaker_endpoint: EndpointHandle, contract_config: ContractConfig) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s22")
+    req, small = _valid(contract_config)
+    rows = _http.lines(small)
+    body = _http.payload_of_size(rows)
+    answer = _http.post(ep, body, _headers(req))
+    what = f"a body of exactly {_http.MAX_PAYLOAD_BYTES} bytes ({len(body) // max(1, len(small))}x the sample rows)"
+    if answer.failure is not None or answer.status == 413 or (answer.status or 0) >= 500:
+        violation(
+            "s22",
+            f"{what} was refused or broke the server",
+            sent=answer.sent,
+            expected="the server reads the whole 6 MiB body (2xx, or a 4xx from the model about the content)",
+            got=answer.describe(),
+            logs=sagemaker_endpoint.log_text(),
+            fix=None if answer.status == 413 or answer.failure else "handle a 6 MiB body without erroring",
+        )
+    if not answer.ok:
+        warn(
+            "s22",
+            f"the 6 MiB body got HTTP {answer.status} ({answer.body[:200]!r}): the server accepted its size, "
+            "the model rejected the content; fine for this check",
+        )
+    elif len(answer.body) > _http.MAX_PAYLOAD_BYTES:
+        warn(
+            "s22",
+            f"the answer to a 6 MiB request is {len(answer.body)} bytes, over InvokeEndpoint's 6 MiB response "
+            "limit: clients sending this much per request would get an error from the platform",
+        )
+
+
+# -- s23-s25 --------------------------------------------------------------------------------------------------
+@check("s23")
+def test_s23_malformed_input_is_4xx(sagemaker_endpoint: EndpointHandle, contract_config: ContractConfig) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s23")
+    bad = contract_config.serving.malformed_request
+    assert bad is not None  # the config loader requires it when serving is claimed
+    answer = _http.post(ep, contract_config.request_body(bad), _headers(bad))
+    if answer.failure is not None or answer.status is None or answer.status < 400:
+        violation(
+            "s23",
+            "malformed input did not get an HTTP error answer",
+            sent=answer.sent,
+            expected="HTTP 4xx (e.g. 400 with a short message), and the server keeps serving",
+            got=answer.describe(),
+            logs=sagemaker_endpoint.log_text(),
+        )
+    if answer.status >= 500:
+        warn(
+            "s23",
+            f"malformed input got HTTP {answer.status}, a server error; answer 4xx (e.g. 400) so clients see a "
+            f"client error. Sent: {answer.sent}; got: {answer.describe()}",
+        )
+    req, body = _valid(contract_config)
+    after = _http.post(ep, body, _headers(req))
+    if not after.ok:
+        violation(
+            "s23",
+            "after the malformed request, a valid request failed",
+            sent=f"first {answer.sent}; then {after.sent}",
+            expected="the valid request gets 2xx (the server survived the bad one)",
+            got=f"malformed: {answer.describe()}; valid: {after.describe()}",
+            logs=sagemaker_endpoint.log_text(),
+        )
+
+
+@check("s24")
+def test_s24_unknown_headers_ignored(sagemaker_endpoint: EndpointHandle, contract_config: ContractConfig) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s24")
+    req, body = _valid(contract_config)
+    headers = {
+        **_headers(req),
+        "X-Amzn-SageMaker-Custom-Attributes": "contract-suite=1,trace=abc",
+        "X-Amzn-SageMaker-Inference-Id": str(uuid.uuid4()),
+        "X-Amzn-SageMaker-Target-Variant": "AllTraffic",
+        "X-Forwarded-For": "203.0.113.7",
+        "X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793",
+        "X-Contract-Suite-Unknown-Header": "ignore me",
+    }
+    answer = _http.post(ep, body, headers)
+    if not answer.ok:
+        baseline = _http.post(ep, body, _headers(req))
+        violation(
+            "s24",
+            "a valid request with extra headers did not get a 2xx answer",
+            sent=answer.sent,
+            expected="the same 2xx answer as without the extra headers",
+            got=f"with them: {answer.describe()}; without them: {baseline.describe()}",
+            logs=sagemaker_endpoint.log_text(),
+        )
+
+
+@check("s25")
+def test_s25_missing_accept_handled(sagemaker_endpoint: EndpointHandle, contract_config: ContractConfig) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s25")
+    req, body = _valid(contract_config)
+    for label, headers in (
+        ("no Accept header", _headers(req, accept=False)),
+        ("Accept: */*", {**_headers(req, accept=False), "Accept": "*/*"}),
+    ):
+        answer = _http.post(ep, body, headers)
+        if not answer.ok:
+            violation(
+                "s25",
+                f"a valid request with {label} did not get a 2xx answer",
+                sent=answer.sent,
+                expected="HTTP 2xx in the default content type",
+                got=answer.describe(),
+                logs=sagemaker_endpoint.log_text(),
+            )
+
+
+# -- s26-s28 --------------------------------------------------------------------------------------------------
+@check("s26")
+def test_s26_model_dir_read_only(
+    sagemaker_endpoint: EndpointHandle, contract_config: ContractConfig, contract_harness: Harness
+) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s26")
+    req, body = _valid(contract_config)
+    answer = _http.post(ep, body, _headers(req))
+    log = sagemaker_endpoint.log_text()
+    if not answer.ok and "Read-only file system" in log:
+        violation(
+            "s26",
+            "the server failed writing into the read-only /opt/ml/model",
+            sent=answer.sent,
+            expected="HTTP 2xx with /opt/ml/model mounted read-only",
+            got=answer.describe(),
+            logs=log,
+        )
+    served = contract_harness.served_model_dir
+    before = contract_harness.model_fingerprints.get(served) if served is not None else None
+    if served is not None and before is not None:
+        after = fingerprint(served)
+        if after != before:
+            changed = sorted(set(before.items()) ^ set(after.items()))
+            violation(
+                "s26",
+                "the model directory changed while it was served",
+                sent="docker run IMAGE serve",
+                expected="/opt/ml/model unchanged",
+                got=f"changed entries: {changed[:10]}",
+                logs=log,
+            )
+
+
+@check("s27")
+def test_s27_model_from_tarball_offline(sagemaker_endpoint: EndpointHandle, contract_config: ContractConfig) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s27")
+    req, body = _valid(contract_config)
+    answer = _http.post(ep, body, _headers(req))
+    if not answer.ok:
+        violation(
+            "s27",
+            "the server, started from the extracted model.tar.gz, did not answer a valid request",
+            sent=f"{answer.sent}; model.tar.gz extracted into /opt/ml/model before start, "
+            f"network isolation {'on' if ep.network_isolation else 'off'}, no AWS credentials",
+            expected="HTTP 2xx using the model in /opt/ml/model",
+            got=answer.describe(),
+            logs=sagemaker_endpoint.log_text(),
+        )
+
+
+@check("s28")
+def test_s28_sigterm_exits_in_time(contract_harness: Harness, serving_model_dir: Path | None) -> None:
+    grace = contract_harness.options.serving_stop_timeout_s
+    model_dir = serving_model_dir
+    if model_dir is None:
+        violation("s28", "cannot be verified: there is no model to serve (see t01)", fix="fix t01 first")
+    if contract_harness.serving_broken is not None:
+        violation(
+            "s28",
+            f"cannot be verified: the serving container never became healthy ({contract_harness.serving_broken})",
+            fix="fix s19/s20 first",
+        )
+    handle = contract_harness.start_endpoint(
+        "serve-stop", model_dir, network_isolation=contract_harness.config.capabilities.network_isolation
+    )
+    ep = require_endpoint(handle, "s28")
+    try:
+        result = ep.stop()
+    finally:
+        ep.close()
+    if result.killed or result.seconds > grace:
+        violation(
+            "s28",
+            f"`serve` was still running {grace:g} s after SIGTERM and had to be killed",
+            sent="docker stop (SIGTERM) to a healthy serving container",
+            expected=f"the container exits within {grace:g} s (the platform sends SIGKILL at 30 s)",
+            got=f"killed after {result.seconds:.1f} s (exit status {result.exit_code})",
+            logs=handle.log_text(),
+        )

@@ -1,0 +1,386 @@
+"""Training checks t01-t12: ``docker run IMAGE train`` against a faithful /opt/ml tree, run by the emulator.
+
+One training job (the ``trained_model`` fixture) serves t01, t02, t04, t05 and t08; the failing job serves
+t09/t10, the SIGTERM job t11/t12, and the variant job (odd host names, extra config keys) t06/t07.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from contract_tests._report import CHECKS, check, skip, violation, warn
+from contract_tests._runs import EndpointHandle, Harness, TrainingRun
+
+_EMULATOR_DEFAULT_REASON = re.compile(r"^AlgorithmError: (, exit code: |the container ran out of memory)")
+_NOT_FOUND = re.compile(
+    r"executable file not found|cannot run '(train|serve)'|(train|serve): not found|exit code: 127\b"
+)
+_TINI = re.compile(r"(^|/)tini(-static)?(-[a-z0-9]+)?$")
+#: Extra keys newer platform versions write (``topology``) and one nobody knows, to show they are ignored.
+EXTRA_CONFIG: Mapping[str, Mapping[str, Any]] = {
+    "resourceconfig.json": {"topology": None, "x_contract_suite_unknown_key": {"ignore": "me"}},
+    "inputdataconfig.json": {"CompressionType": "None", "x_contract_suite_unknown_key": "ignore-me"},
+}
+
+
+def _random_hosts(count: int) -> list[str]:
+    """Host names like SDK local mode's: algo-1-ab12c."""
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return [f"algo-{i + 1}-" + "".join(secrets.choice(alphabet) for _ in range(5)) for i in range(count)]
+
+
+def _require_trained(run: TrainingRun | None, check_id: str) -> TrainingRun:
+    if run is None:  # pragma: no cover - the gate skips these checks when training is not claimed
+        skip(check_id, "the image does not claim training")
+    if run.status != "Completed":
+        violation(
+            check_id,
+            f"cannot be verified: training with the config's data did not complete ({run.status})",
+            sent=run.sent(),
+            expected="TrainingJobStatus Completed (see t01)",
+            got=run.summary(),
+            logs=run.log_text(),
+            fix="fix t01 first",
+        )
+    return run
+
+
+# -- fixtures of these checks -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def failing_training(contract_harness: Harness) -> TrainingRun:
+    """The job that must fail: training's config with ``training.failing`` applied."""
+    h = contract_harness
+    f = h.config.training.failing
+    request = h.training_request(
+        "failing", channels=f.channels, hyperparameters=f.hyperparameters, environment=f.environment
+    )
+    return h.train("failing", request)
+
+
+@pytest.fixture(scope="module")
+def sigterm_training(contract_harness: Harness) -> TrainingRun:
+    """The job that is stopped (SIGTERM, then SIGKILL after --stop-timeout) while it runs."""
+    h = contract_harness
+    s = h.config.training.sigterm
+    request = h.training_request("sigterm", channels=s.channels, hyperparameters=s.hyperparameters)
+    return h.train("sigterm", request, stop_after_log=s.after_log, stop_after_s=s.after_seconds)
+
+
+@pytest.fixture(scope="module")
+def variant_training(contract_harness: Harness) -> TrainingRun:
+    """Host names other than algo-N and extra config keys, in one job (split up only if it fails)."""
+    h = contract_harness
+    count = 2 if h.config.capabilities.multi_host else 1
+    request = h.training_request("variant", instance_count=count)
+    return h.train("variant", request, host_names=_random_hosts(count), extra_config=EXTRA_CONFIG)
+
+
+# -- t01-t05 ------------------------------------------------------------------------------------------------
+@check("t01")
+def test_t01_train_succeeds(trained_model: TrainingRun | None) -> None:
+    run = trained_model
+    assert run is not None
+    if run.status != "Completed":
+        violation(
+            "t01",
+            f"the training job ended {run.status}, not Completed",
+            sent=run.sent(),
+            expected="`train` exits 0 and the job is Completed",
+            got=run.summary(),
+            logs=run.log_text(),
+            fix=CHECKS["t02"].fix if _NOT_FOUND.search(f"{run.error or ''} {run.failure_reason}") else None,
+        )
+
+
+@check("t02")
+def test_t02_command_resolves(contract_harness: Harness, request: pytest.FixtureRequest) -> None:
+    caps = contract_harness.config.capabilities
+    info = contract_harness.image_info()
+    layout = f"ENTRYPOINT {info.entrypoint}" if info.entrypoint else "no ENTRYPOINT (executables on PATH)"
+    if caps.training:
+        run: TrainingRun = request.getfixturevalue("trained_model")
+        text = f"{run.error or ''}\n{run.failure_reason}\n{run.log_text()[-3000:]}"
+        if run.status in ("Error", "Failed") and _NOT_FOUND.search(text):
+            violation(
+                "t02",
+                "`docker run IMAGE train` did not find `train`",
+                sent=f"docker run IMAGE train ({layout})",
+                expected="`train` runs (an executable on PATH, or an exec-form ENTRYPOINT receiving 'train')",
+                got=run.summary(),
+                logs=run.log_text(),
+            )
+    if caps.serving:
+        handle: EndpointHandle = request.getfixturevalue("shared_endpoint")
+        text = f"{handle.error or ''}\n{handle.log_text()[-3000:]}"
+        if handle.endpoint is None and _NOT_FOUND.search(text):
+            violation(
+                "t02",
+                "`docker run IMAGE serve` did not find `serve`",
+                sent=f"docker run IMAGE serve ({layout})",
+                expected="`serve` runs (an executable on PATH, or an exec-form ENTRYPOINT receiving 'serve')",
+                got=str(handle.error),
+                logs=handle.log_text(),
+            )
+
+
+@check("t03")
+def test_t03_entrypoint_exec_form(contract_harness: Harness) -> None:
+    entry = contract_harness.image_info().entrypoint
+    if not entry:
+        return  # no ENTRYPOINT: SageMaker's argument is the command itself
+    shells = {"sh", "bash", "ash", "dash", "zsh"}
+    if len(entry) >= 2 and entry[0].rsplit("/", 1)[-1] in shells and entry[1] == "-c":
+        violation(
+            "t03",
+            "the ENTRYPOINT is in shell form (Docker wraps it in `/bin/sh -c`)",
+            sent="docker image inspect IMAGE (Config.Entrypoint)",
+            expected='an exec-form ENTRYPOINT such as ["python3", "/opt/program/main.py"]',
+            got=f"Config.Entrypoint = {entry}",
+            fix='write ENTRYPOINT ["prog", "arg"] (a JSON array): the shell form does not pass `train`/`serve` '
+            "on and keeps SIGTERM from reaching your program",
+        )
+    if _TINI.search(entry[0]) or any(_TINI.search(e) for e in entry[:2]):
+        violation(
+            "t03",
+            "the ENTRYPOINT is tini, which SageMaker's `train`/`serve` arguments confuse",
+            sent="docker image inspect IMAGE (Config.Entrypoint)",
+            expected="an exec-form ENTRYPOINT that is not tini",
+            got=f"Config.Entrypoint = {entry}",
+            fix="drop tini; make your program PID 1 and handle SIGTERM itself",
+        )
+
+
+@check("t04")
+def test_t04_no_files_baked_under_opt_ml(contract_harness: Harness, trained_model: TrainingRun | None) -> None:
+    baked = sorted(p for p, kind in contract_harness.image_tree("/opt/ml").items() if kind != "dir")
+    if not baked:
+        return
+    shown = ", ".join(baked[:15]) + (f" and {len(baked) - 15} more" if len(baked) > 15 else "")
+    run = trained_model
+    if run is not None and run.status != "Completed":
+        violation(
+            "t04",
+            f"the image ships files under /opt/ml ({shown}) and training with an empty /opt/ml failed",
+            sent="CreateTrainingJob: /opt/ml is a fresh, empty volume, as SageMaker mounts it",
+            expected="nothing the image needs lives under /opt/ml",
+            got=run.summary(),
+            logs=run.log_text(),
+        )
+    warn(
+        "t04",
+        f"the image ships files under /opt/ml that SageMaker hides at run time: {shown}; training did not "
+        "need them, but move them out of /opt/ml (e.g. to /opt/program)",
+    )
+
+
+@check("t05")
+def test_t05_string_hyperparameters(trained_model: TrainingRun | None) -> None:
+    run = trained_model
+    assert run is not None
+    hps = run.request.get("HyperParameters") or {}
+    if not hps:
+        skip(
+            "t05",
+            "the contract config has no training.hyperparameters; declare the image's hyperparameters "
+            "(as strings) to check that it parses them",
+        )
+    if run.status != "Completed":
+        violation(
+            "t05",
+            "training with string hyperparameters did not complete",
+            sent=f"hyperparameters.json = {hps} (every value a JSON string, as SageMaker writes it)",
+            expected='`train` parses the strings (e.g. "3" -> 3) and the job completes',
+            got=run.summary(),
+            logs=run.log_text(),
+        )
+
+
+# -- t06, t07 (one job; split up only to tell which rule broke) ------------------------------------------------
+@check("t06")
+def test_t06_tolerates_extra_config_keys(
+    variant_training: TrainingRun, contract_harness: Harness, trained_model: TrainingRun | None
+) -> None:
+    _require_trained(trained_model, "t06")
+    run = variant_training
+    if run.status == "Completed":
+        return
+    h = contract_harness
+    alone = h.train("extra-keys", h.training_request("extra-keys"), extra_config=EXTRA_CONFIG)
+    if alone.status != "Completed":
+        violation(
+            "t06",
+            "training failed when the config files carried extra keys",
+            sent=f"{alone.sent()}; extra keys: resourceconfig.json {dict(EXTRA_CONFIG['resourceconfig.json'])}, "
+            f"each inputdataconfig.json channel {dict(EXTRA_CONFIG['inputdataconfig.json'])}",
+            expected="the job completes, as it does without the extra keys (t01)",
+            got=alone.summary(),
+            logs=alone.log_text(),
+        )
+
+
+@check("t07")
+def test_t07_hostnames_from_resourceconfig(
+    variant_training: TrainingRun, contract_harness: Harness, trained_model: TrainingRun | None
+) -> None:
+    _require_trained(trained_model, "t07")
+    run = variant_training
+    if run.status == "Completed":
+        return
+    h = contract_harness
+    count = 2 if h.config.capabilities.multi_host else 1
+    hosts = _random_hosts(count)
+    alone = h.train("hostnames", h.training_request("hostnames", instance_count=count), host_names=hosts)
+    if alone.status != "Completed":
+        violation(
+            "t07",
+            f"training failed when the hosts were named {hosts} instead of algo-1..N",
+            sent=f"{alone.sent()}; resourceconfig.json current_host {hosts[0]!r}, hosts {sorted(hosts)}",
+            expected="the job completes, as it does with algo-1 (t01)",
+            got=alone.summary(),
+            logs=alone.log_text(),
+        )
+
+
+# -- t08-t10 --------------------------------------------------------------------------------------------------
+@check("t08")
+def test_t08_artifacts_in_model_dir(trained_model: TrainingRun | None) -> None:
+    run = _require_trained(trained_model, "t08")
+    if not run.model_files():
+        violation(
+            "t08",
+            "the job completed but /opt/ml/model was empty (model.tar.gz holds no file)",
+            sent=run.sent(),
+            expected="model files under /opt/ml/model, packaged into model.tar.gz",
+            got=f"{run.model_tar}: no files",
+            logs=run.log_text(),
+        )
+
+
+@check("t09")
+def test_t09_failure_exits_nonzero(failing_training: TrainingRun) -> None:
+    run = failing_training
+    if run.status == "Completed":
+        violation(
+            "t09",
+            "a job that cannot succeed ended Completed: `train` exited 0",
+            sent=run.sent(),
+            expected="a non-zero exit (TrainingJobStatus Failed), e.g. for a missing required channel",
+            got=run.summary(),
+            logs=run.log_text(),
+        )
+    if run.status == "Error":
+        violation(
+            "t09",
+            "the failing job could not run at all",
+            sent=run.sent(),
+            expected="`train` starts and exits non-zero",
+            got=run.summary(),
+            logs=run.log_text(),
+        )
+
+
+@check("t10")
+def test_t10_failure_file_written(failing_training: TrainingRun) -> None:
+    run = failing_training
+    if run.status != "Failed":
+        violation(
+            "t10",
+            f"cannot be verified: the failing job ended {run.status}, not Failed (see t09)",
+            sent=run.sent(),
+            expected="TrainingJobStatus Failed with a FailureReason from /opt/ml/output/failure",
+            got=run.summary(),
+            logs=run.log_text(),
+            fix="fix t09 first",
+        )
+    reason = run.failure_reason
+    if not reason.strip() or _EMULATOR_DEFAULT_REASON.match(reason):
+        violation(
+            "t10",
+            "the job failed without writing /opt/ml/output/failure",
+            sent=run.sent(),
+            expected="a non-empty /opt/ml/output/failure explaining the failure (it becomes FailureReason)",
+            got=f"FailureReason {reason!r} (the emulator's fallback: no failure file was written)",
+            logs=run.log_text(),
+        )
+    if len(reason) >= 1024:
+        warn(
+            "t10",
+            "the failure file is 1024 characters or longer and FailureReason shows only the first 1024: put "
+            "the reason first",
+        )
+
+
+# -- t11, t12: SIGTERM ----------------------------------------------------------------------------------------
+def _require_stopped(run: TrainingRun, check_id: str) -> float:
+    """Seconds from the SIGTERM to the exit; skips honestly when the job ended before the signal."""
+    if run.status == "Error":
+        violation(
+            check_id,
+            "the SIGTERM job could not run at all",
+            sent=run.sent(),
+            expected="`train` starts",
+            got=run.summary(),
+            logs=run.log_text(),
+        )
+    if run.stopped_at is None or run.status != "Stopped":
+        why = (
+            "the SIGTERM trigger never fired"
+            if run.stopped_at is None
+            else "the job ended by itself as the signal was sent"
+        )
+        skip(
+            check_id,
+            f"training ended {run.status} after {run.seconds:.1f} s before it could be stopped ({why}; "
+            f"trigger: {run.trigger or 'none'}). To exercise this check, make training.sigterm a slower job "
+            "(more data, e.g. a channel with repeat: 1000) or set training.sigterm.after_log to a line "
+            "`train` prints mid-training",
+        )
+    assert run.describe is not None
+    end: float = run.describe["TrainingEndTime"].timestamp()
+    return max(0.0, end - run.stopped_at)
+
+
+@check("t11")
+def test_t11_sigterm_exits_in_time(sigterm_training: TrainingRun, contract_harness: Harness) -> None:
+    grace = contract_harness.options.training_stop_timeout_s
+    run = sigterm_training
+    took = _require_stopped(run, "t11")
+    if took >= grace - 0.05:
+        violation(
+            "t11",
+            f"`train` was still running {grace:g} s after SIGTERM and had to be killed",
+            sent=f"{run.sent()}; SIGTERM {run.trigger}",
+            expected=f"the container exits within {grace:g} s of SIGTERM (the platform then sends SIGKILL)",
+            got=f"no exit within {took:.1f} s: SIGKILL",
+            logs=run.log_text(),
+        )
+
+
+@check("t12")
+def test_t12_model_saved_on_sigterm(sigterm_training: TrainingRun, contract_harness: Harness) -> None:
+    run = sigterm_training
+    took = _require_stopped(run, "t12")
+    files = run.model_files()
+    if files:
+        return
+    after_log = contract_harness.config.training.sigterm.after_log
+    if after_log is None:
+        skip(
+            "t12",
+            f"training was stopped {run.trigger} and left /opt/ml/model empty, which is fine if it had "
+            "nothing to save yet; set training.sigterm.after_log to a line `train` prints once a model "
+            "(or checkpoint) can be saved, so this check knows when to expect one",
+        )
+    violation(
+        "t12",
+        "the job was stopped after the point the config says a model exists, and /opt/ml/model was empty",
+        sent=f"{run.sent()}; SIGTERM {run.trigger}",
+        expected="model files in /opt/ml/model after the stop",
+        got=f"model.tar.gz holds no file ({run.status}, exited {took:.1f} s after SIGTERM)",
+        logs=run.log_text(),
+    )
