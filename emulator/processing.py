@@ -12,7 +12,6 @@ import copy
 import json
 import logging
 import shutil
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,13 +20,13 @@ from typing import Any
 from emulator import _session, constants
 from emulator._artifacts import iter_members, read_file
 from emulator._channels import stage_data
-from emulator._cluster import Cluster, LogSink, Outcome, start_failure
+from emulator._cluster import Cluster, LogSink, Outcome
+from emulator._job import ContainerJob
 from emulator.config import DEFAULT_ROLE_ARN, EmulatorConfig
-from emulator.docker_client import ContainerSpec, DockerClient, DockerSeam, Mount
-from emulator.errors import EmulatorError, InvalidSpec
+from emulator.docker_client import ContainerSpec, DockerSeam, Mount
+from emulator.errors import InvalidSpec
 from emulator.instance_types import docker_limits
 from emulator.s3 import S3, is_s3
-from emulator.spec import load_spec, validate
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +57,13 @@ def with_defaults(request: Mapping[str, Any]) -> dict[str, Any]:
     return req
 
 
-class ProcessingJob:
+class ProcessingJob(ContainerJob):
     """One processing job. Like SageMaker CreateProcessingJob; :meth:`run` returns the Describe shape."""
+
+    operation = "CreateProcessingJob"
+    name_field = "ProcessingJobName"
+    arn_resource = "processing-job"
+    kind = "processing"
 
     def __init__(
         self,
@@ -70,23 +74,32 @@ class ProcessingJob:
         s3: S3 | None = None,
         log_sink: LogSink | None = None,
     ) -> None:
-        self.config = config or EmulatorConfig()
-        self.request = with_defaults(load_spec(request))
-        validate("CreateProcessingJob", self.request)
-        self._check_supported()
-        self.name: str = self.request["ProcessingJobName"]
-        self.arn = _session.arn(self.config, "processing-job", self.name)
-        self._docker = docker
-        self._s3 = s3
-        self._sink = log_sink
+        super().__init__(request, config=config, docker=docker, s3=s3, log_sink=log_sink)
         now = _session.now()
-        self._describe: dict[str, Any] = {
+        self._describe = {
             **{k: v for k, v in self.request.items() if k not in ("Tags", "ExperimentConfig")},
             "ProcessingJobArn": self.arn,
             "ProcessingJobStatus": "InProgress",
             "CreationTime": now,
             "LastModifiedTime": now,
         }
+
+    def _with_defaults(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return with_defaults(request)
+
+    def _image(self) -> str:
+        return str(self.request["AppSpecification"]["ImageUri"])
+
+    def _host_names(self) -> list[str]:
+        count = int(self.request["ProcessingResources"]["ClusterConfig"]["InstanceCount"])
+        return [constants.host_name(i) for i in range(count)]
+
+    def _isolated(self) -> bool:
+        return bool((self.request.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
+
+    def _container_specs(self, hosts: list[str], work: Path, s3: S3) -> list[ContainerSpec]:
+        inputs = self._stage_inputs(work, s3, len(hosts))
+        return [self._container_spec(i, hosts, inputs) for i in range(len(hosts))]
 
     def _check_supported(self) -> None:
         for i, item in enumerate(self.request.get("ProcessingInputs", [])):
@@ -107,45 +120,6 @@ class ProcessingJob:
                 raise InvalidSpec(f"{where}.FeatureStoreOutput: not emulated; use S3Output")
             if item.get("S3Output"):
                 _check_local_path(item["S3Output"].get("LocalPath"), f"{where}.S3Output.LocalPath")
-
-    def run(self) -> dict[str, Any]:
-        """Run the job to its end and return the DescribeProcessingJob shape."""
-        docker = self._docker or DockerClient(self.config)
-        image = self.request["AppSpecification"]["ImageUri"]
-        docker.image_info(image)
-        s3 = self._s3 or S3(self.config)
-        work = Path(tempfile.mkdtemp(prefix="sm-emulator-processing-", dir=self.config.work_dir))
-        try:
-            cluster_cfg = self.request["ProcessingResources"]["ClusterConfig"]
-            hosts = [constants.host_name(i) for i in range(int(cluster_cfg["InstanceCount"]))]
-            inputs = self._stage_inputs(work, s3, len(hosts))
-            specs = [self._container_spec(i, hosts, inputs) for i in range(len(hosts))]
-            isolated = bool((self.request.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
-            with Cluster(
-                docker,
-                specs,
-                kind="processing",
-                job_name=self.name,
-                private_network=len(hosts) > 1,
-                internal_network=isolated,
-                stop_grace_s=self.config.training_stop_grace_s,
-                keep=self.config.keep_containers,
-                log_sink=self._sink,
-            ) as cluster:
-                try:
-                    outcome = cluster.run(self.request["StoppingCondition"]["MaxRuntimeInSeconds"])
-                except EmulatorError as exc:
-                    raise start_failure(exc, image, specs[0].entrypoint or specs[0].command or []) from None
-                self._finish(cluster, outcome, work, s3)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-            if self._s3 is None:
-                s3.close()
-        return self.describe()
-
-    def describe(self) -> dict[str, Any]:
-        """The job as DescribeProcessingJob returns it."""
-        return copy.deepcopy(self._describe)
 
     def _stage_inputs(self, work: Path, s3: S3, hosts: int) -> list[list[tuple[str, str]]]:
         per_host: list[list[tuple[str, str]]] = [[] for _ in range(hosts)]

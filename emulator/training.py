@@ -8,12 +8,10 @@ arguments, environment, network isolation, MaxRuntimeInSeconds), exports model.t
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,13 +21,13 @@ from typing import Any
 from emulator import _session, constants
 from emulator._artifacts import export, read_file, repack
 from emulator._channels import StagedChannel, stage_channel
-from emulator._cluster import Cluster, LogSink, Outcome, start_failure
+from emulator._cluster import Cluster, LogSink, Outcome
+from emulator._job import ContainerJob
 from emulator.config import DEFAULT_ROLE_ARN, EmulatorConfig
-from emulator.docker_client import ContainerSpec, DockerClient, DockerSeam, Mount
-from emulator.errors import EmulatorError, Interrupted, InvalidSpec
+from emulator.docker_client import ContainerSpec, DockerSeam, Mount
+from emulator.errors import InvalidSpec
 from emulator.instance_types import docker_limits
 from emulator.s3 import S3, is_s3, join_uri
-from emulator.spec import load_spec, validate
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +56,13 @@ def _image_stem(req: Mapping[str, Any]) -> str:
     return image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0] or "training"
 
 
-class TrainingJob:
+class TrainingJob(ContainerJob):
     """One training job. Like SageMaker CreateTrainingJob; :meth:`run` blocks and returns the Describe shape."""
+
+    operation = "CreateTrainingJob"
+    name_field = "TrainingJobName"
+    arn_resource = "training-job"
+    kind = "training"
 
     def __init__(
         self,
@@ -75,17 +78,9 @@ class TrainingJob:
         """``host_names`` replaces algo-1..N (the platform says host values can change); ``extra_config`` adds keys
         to the config files (``{"resourceconfig.json": {"topology": None}}``; for inputdataconfig.json, to each
         channel's entry), as newer platform versions do. Both exist for the contract suite's checks."""
-        self.config = config or EmulatorConfig()
-        self.request = with_defaults(load_spec(request))
-        validate("CreateTrainingJob", self.request)
-        self._check_supported()
-        self.name: str = self.request["TrainingJobName"]
-        self.arn = _session.arn(self.config, "training-job", self.name)
-        self._docker = docker
-        self._s3 = s3
-        self._sink = log_sink
+        super().__init__(request, config=config, docker=docker, s3=s3, log_sink=log_sink)
         self._created = _session.now()
-        self._describe: dict[str, Any] = self._base_describe()
+        self._describe = self._base_describe()
         count = int(self.request["ResourceConfig"]["InstanceCount"])
         self._hosts = list(host_names) if host_names else [constants.host_name(i) for i in range(count)]
         if len(self._hosts) != count or len(set(self._hosts)) != count:
@@ -93,8 +88,33 @@ class TrainingJob:
                 f"host_names: give {count} distinct names (ResourceConfig.InstanceCount), not {self._hosts}"
             )
         self._extra_config = {k: dict(v) for k, v in (extra_config or {}).items()}
-        self._cluster: Cluster | None = None
-        self._stop_requested = False
+
+    def _with_defaults(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return with_defaults(request)
+
+    def _image(self) -> str:
+        return str(self.request["AlgorithmSpecification"]["TrainingImage"])
+
+    def _host_names(self) -> list[str]:
+        return list(self._hosts)
+
+    def _isolated(self) -> bool:
+        return bool(self.request.get("EnableNetworkIsolation"))
+
+    def _starting(self) -> None:
+        self._transition("Starting", "Preparing the instances for training")
+
+    def _running(self) -> None:
+        self._transition("Training", "Training image download completed. Training in progress.")
+
+    def _artifacts_hint(self) -> str:
+        return f"; artifacts exported to {self._describe['ModelArtifacts']['S3ModelArtifacts']}"
+
+    def _container_specs(self, hosts: list[str], work: Path, s3: S3) -> list[ContainerSpec]:
+        channels = [
+            stage_channel(ch, work / "channels", s3, len(hosts)) for ch in self.request.get("InputDataConfig", [])
+        ]
+        return [self._container_spec(i, hosts, channels, s3) for i in range(len(hosts))]
 
     # -- checks -------------------------------------------------------------------------------------
     def _check_supported(self) -> None:
@@ -129,70 +149,6 @@ class TrainingJob:
             raise InvalidSpec("InputDataConfig: channel names must be unique")
         # A bad regex must fail now, not after the whole job has run.
         _final_metrics(algo.get("MetricDefinitions") or [], Outcome([]))
-
-    # -- the run ------------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        """Run the job to its end (Completed, Failed or Stopped) and return the DescribeTrainingJob shape."""
-        docker = self._docker or DockerClient(self.config)
-        image = self.request["AlgorithmSpecification"]["TrainingImage"]
-        docker.image_info(image)  # a missing image is the user's error: fail before anything is created
-        s3 = self._s3 or S3(self.config)
-        work = Path(tempfile.mkdtemp(prefix="sm-emulator-train-", dir=self.config.work_dir))
-        self._transition("Starting", "Preparing the instances for training")
-        try:
-            count = len(self._hosts)
-            hosts = list(self._hosts)
-            channels = [
-                stage_channel(ch, work / "channels", s3, len(hosts)) for ch in self.request.get("InputDataConfig", [])
-            ]
-            specs = [self._container_spec(i, hosts, channels, s3) for i in range(count)]
-            isolated = bool(self.request.get("EnableNetworkIsolation"))
-            self._transition("Training", "Training image download completed. Training in progress.")
-            with Cluster(
-                docker,
-                specs,
-                kind="training",
-                job_name=self.name,
-                private_network=count > 1,
-                internal_network=isolated,
-                stop_grace_s=self.config.training_stop_grace_s,
-                keep=self.config.keep_containers,
-                log_sink=self._sink,
-            ) as cluster:
-                self._cluster = cluster
-                if self._stop_requested:
-                    cluster.stop()
-                try:
-                    outcome = cluster.run(self.request["StoppingCondition"]["MaxRuntimeInSeconds"])
-                except EmulatorError as exc:
-                    raise start_failure(exc, image, specs[0].command or []) from None
-                self._transition("Uploading", "Uploading generated training model")
-                self._finish(cluster, outcome, work, s3)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-            if self._s3 is None:
-                s3.close()
-        if outcome.stopped_reason == "Interrupted":
-            # Ctrl-C must still end the caller (the CLI exits 130); the job is Stopped and cleaned up by now.
-            raise Interrupted(
-                f"training job {self.name} was interrupted (Ctrl-C): its containers were stopped and "
-                f"removed; artifacts exported to {self._describe['ModelArtifacts']['S3ModelArtifacts']}"
-            )
-        return self.describe()
-
-    def describe(self) -> dict[str, Any]:
-        """The job as DescribeTrainingJob returns it."""
-        return copy.deepcopy(self._describe)
-
-    def stop(self) -> None:
-        """Like StopTrainingJob: SIGTERM now, SIGKILL after ``config.training_stop_grace_s``; the job ends Stopped.
-
-        Safe to call from another thread (e.g. a log sink) while :meth:`run` blocks, also before the containers
-        have started.
-        """
-        self._stop_requested = True
-        if self._cluster is not None:
-            self._cluster.stop()
 
     def _container_spec(self, index: int, hosts: list[str], channels: list[StagedChannel], s3: S3) -> ContainerSpec:
         req = self.request
@@ -280,6 +236,7 @@ class TrainingJob:
 
     # -- results ------------------------------------------------------------------------------------
     def _finish(self, cluster: Cluster, outcome: Outcome, work: Path, s3: S3) -> None:
+        self._transition("Uploading", "Uploading generated training model")
         req = self.request
         n = len(outcome.hosts)
         output_base = join_uri(_absolute(req["OutputDataConfig"]["S3OutputPath"]), self.name, "output")
