@@ -1,0 +1,234 @@
+"""The contract suite has teeth: every check fails on an image that breaks its rule, and passes on the sample.
+
+``tests/broken_images/<check id>/`` holds, for each check of contract_tests, a one-layer image built on the sample
+algorithm that breaks exactly that check's rule (docs/broken-images.md lists them). For each one the suite runs in
+a subprocess, as a user runs it (``pytest --image IMAGE``), selecting only that check (``-k <check id>``), and
+the JUnit report must show the check FAILED (not errored, not skipped) with the suite's own message: the check's
+``[id]`` and a ``fix:`` line. A few broken images get the whole suite, to show that the failure lands on the right
+check and that the unrelated checks still pass; the sample image gets the whole suite and must pass everything.
+
+The check ids come from the suite's own test functions (``test_[tsbp]NN_*``), so a new check without a broken
+image fails :func:`test_every_check_has_a_broken_image` (no Docker needed).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+import signal
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SUITE_DIR = REPO / "contract_tests"
+BROKEN_DIR = REPO / "tests" / "broken_images"
+#: One suite subprocess may take this long (a run of one check takes seconds, the whole suite about half a minute).
+SUITE_TIMEOUT_S = 600
+#: --stop-timeout for the suite: the SIGTERM checks would otherwise wait the platform's 120 s / 30 s.
+STOP_TIMEOUT_S = 5
+#: --contract-timeout: the sample is healthy in ~1 s; four broken images never are, and each waits this long.
+CONTRACT_TIMEOUT_S = 20
+CHECK_NAME = re.compile(r"^test_[tsbp]\d{2}_\w+$")
+#: Broken images whose whole-suite run must fail their own check and nothing else.
+ISOLATED = (
+    "test_t03_entrypoint_exec_form",
+    "test_t10_failure_file_written",
+    "test_s24_unknown_headers_ignored",
+    "test_b31_execution_parameters_schema",
+    "test_p37_processing_message_utf8",
+)
+_FIX_LINE = re.compile(r"^\s*fix:\s+(\S.*)$", re.M)
+_DEFERRED_FIX = re.compile(r"^fix [tsbp]\d\d first$")
+
+
+def _load_builder() -> ModuleType:
+    path = BROKEN_DIR / "build.py"
+    spec = importlib.util.spec_from_file_location("_sm_emulator_broken_images_build", path)
+    assert spec is not None, f"{path} is missing"
+    assert spec.loader is not None, f"{path} cannot be loaded"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_builder()
+
+
+def suite_check_ids() -> list[str]:
+    """The checks of the suite: test functions named ``test_[tsbp]NN_*`` in contract_tests/test_*.py."""
+    names = []
+    for path in sorted(SUITE_DIR.glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        names += [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and CHECK_NAME.match(n.name)]
+    return sorted(names)
+
+
+# -- running the suite -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    """One test case of a JUnit report."""
+
+    name: str
+    status: str  # passed, failed, error or skipped
+    message: str
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One run of the contract suite in a subprocess."""
+
+    image: str
+    command: list[str]
+    returncode: int
+    output: str
+    outcomes: dict[str, Outcome]
+
+    def explain(self) -> str:
+        """The command and the tail of its output, for assertion messages."""
+        tail = "\n".join(self.output.rstrip().splitlines()[-60:])
+        return f"command: {' '.join(self.command)}\nexit status {self.returncode}; output tail:\n{tail}"
+
+
+def read_junit(path: Path) -> dict[str, Outcome]:
+    """Test name -> outcome. An error (e.g. in a fixture or teardown) wins over a failure, a failure over a skip."""
+    out: dict[str, Outcome] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name", "")
+        found = {child.tag: child for child in case if child.tag in ("error", "failure", "skipped")}
+        status, message = "passed", ""
+        for tag, label in (("error", "error"), ("failure", "failed"), ("skipped", "skipped")):
+            if tag in found:
+                status = label
+                message = f"{found[tag].get('message', '')}\n{found[tag].text or ''}"
+                break
+        previous = out.get(name)
+        if previous is None or previous.status in ("passed", "skipped"):
+            out[name] = Outcome(name, status, message)
+    return out
+
+
+def run_suite(image: str, work: Path, pids: set[int], *select: str) -> SuiteRun:
+    """``python -m pytest contract_tests --image IMAGE [select...]`` with a JUnit report, bounded in time."""
+    report = work / "report.xml"
+    command = [
+        sys.executable, "-m", "pytest", str(SUITE_DIR), "--image", image, "-p", "no:cacheprovider",
+        f"--junitxml={report}", f"--stop-timeout={STOP_TIMEOUT_S}", f"--contract-timeout={CONTRACT_TIMEOUT_S}",
+        f"--basetemp={work / 'basetemp'}", "-q", *select,
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pids.add(proc.pid)  # the session-end leak check of tests/conftest.py also covers the suite's containers
+    try:
+        output, _ = proc.communicate(timeout=SUITE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)  # KeyboardInterrupt: pytest still runs its cleanup hooks
+        try:
+            output, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        pytest.fail(f"the contract suite on {image} did not finish within {SUITE_TIMEOUT_S} s:\n{output[-5000:]}")
+    run = SuiteRun(image, command, proc.returncode, output, read_junit(report) if report.is_file() else {})
+    assert run.returncode in (0, 1), f"the contract suite could not run ({run.returncode}).\n{run.explain()}"
+    return run
+
+
+def assert_fails_with_fix(run: SuiteRun, check_id: str) -> None:
+    """``check_id`` failed with the suite's own message: its ``[id]``, and a fix that is not "fix X first"."""
+    what = build.describe(check_id)
+    outcome = run.outcomes.get(check_id)
+    assert outcome is not None, f"{check_id} did not run on {run.image}.\n{run.explain()}"
+    assert outcome.status == "failed", (
+        f"HOLE IN THE SUITE: {check_id} {outcome.status.upper()} on {run.image}, which breaks its rule: {what}\n"
+        f"(expected: FAILED){' ' + outcome.message.strip()[:2000] if outcome.message.strip() else ''}\n{run.explain()}"
+    )
+    short = check_id[len("test_") : len("test_") + 3]
+    assert f"[{short}]" in outcome.message, f"{check_id}'s failure message does not name [{short}]:\n{outcome.message}"
+    fix = _FIX_LINE.search(outcome.message)
+    assert fix is not None, f"{check_id}'s failure message has no 'fix:' line:\n{outcome.message}"
+    assert not _DEFERRED_FIX.match(fix.group(1).strip()), (
+        f"{check_id} failed only because another check did ({fix.group(1)!r}), not on its own rule:\n{outcome.message}"
+    )
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_image(docker_available: str) -> str:
+    """The sample algorithm's image, built (or reused) from sample_algorithm/."""
+    try:
+        return str(build.ensure_sample_image())
+    except build.ImageBuildError as exc:
+        pytest.fail(f"cannot build the sample image: {exc}")
+
+
+def _broken(check_id: str, sample_image: str) -> str:
+    try:
+        return str(build.build_broken_image(check_id, sample_image))
+    except build.ImageBuildError as exc:
+        pytest.fail(f"cannot build the broken image for {check_id}: {exc}")
+
+
+# -- without Docker ----------------------------------------------------------------------------------------------
+def test_every_check_has_a_broken_image() -> None:
+    checks = suite_check_ids()
+    assert checks, f"found no check (test_[tsbp]NN_* functions) in {SUITE_DIR}/test_*.py"
+    missing = sorted(set(checks) - set(build.check_ids()))
+    assert not missing, (
+        f"contract checks without a broken image: {missing}; add tests/broken_images/<check id>/Dockerfile "
+        "(FROM the sample image, breaking exactly that rule) so the suite is shown to catch it"
+    )
+    orphans = sorted(set(build.check_ids()) - set(checks))
+    assert not orphans, f"broken images for checks the suite does not have: {orphans}; rename or remove them"
+
+
+@pytest.mark.parametrize("check_id", build.check_ids())
+def test_broken_image_dir_is_one_small_patch(check_id: str) -> None:
+    directory = BROKEN_DIR / check_id
+    lines = (directory / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("# Rule "), f"{directory}/Dockerfile must start with '# Rule N (...): what it breaks'"
+    assert "ARG SAMPLE_IMAGE=sagemaker-emulator-sample:latest" in lines, f"{directory}/Dockerfile: no ARG SAMPLE_IMAGE"
+    assert [ln for ln in lines if ln.startswith("FROM ")] == ["FROM ${SAMPLE_IMAGE}"], f"{directory}: one FROM"
+    extra = sorted(p.name for p in directory.iterdir() if p.name != "Dockerfile")
+    assert len(extra) <= 1, f"{directory}: at most one patch file besides the Dockerfile, found {extra}"
+
+
+# -- with Docker -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("check_id", build.check_ids())
+@pytest.mark.docker
+@pytest.mark.slow
+def test_broken_image_fails_its_check(
+    check_id: str, sample_image: str, tmp_path: Path, emulator_pids: set[int]
+) -> None:
+    image = _broken(check_id, sample_image)
+    run = run_suite(image, tmp_path, emulator_pids, "-k", check_id)
+    assert set(run.outcomes) == {check_id}, f"-k {check_id} selected {sorted(run.outcomes)}.\n{run.explain()}"
+    assert_fails_with_fix(run, check_id)
+
+
+@pytest.mark.parametrize("check_id", ISOLATED)
+@pytest.mark.docker
+@pytest.mark.slow
+def test_broken_image_fails_only_its_check(
+    check_id: str, sample_image: str, tmp_path: Path, emulator_pids: set[int]
+) -> None:
+    image = _broken(check_id, sample_image)
+    run = run_suite(image, tmp_path, emulator_pids)
+    assert_fails_with_fix(run, check_id)
+    others = {n: o.status for n, o in run.outcomes.items() if n != check_id and o.status != "passed"}
+    assert not others, f"breaking only {check_id} also made other checks not pass: {others}.\n{run.explain()}"
+    assert set(run.outcomes) >= set(suite_check_ids()), f"not every check ran.\n{run.explain()}"
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_sample_image_passes_every_check(sample_image: str, tmp_path: Path, emulator_pids: set[int]) -> None:
+    run = run_suite(sample_image, tmp_path, emulator_pids)
+    not_passed = {n: f"{o.status}: {o.message.strip()[:500]}" for n, o in run.outcomes.items() if o.status != "passed"}
+    assert not not_passed, f"the sample algorithm does not pass every check: {not_passed}.\n{run.explain()}"
+    assert set(run.outcomes) >= set(suite_check_ids()), f"not every check ran.\n{run.explain()}"
