@@ -325,9 +325,15 @@ _ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], No
 
 
 def _register_job_commands() -> None:
-    from emulator import _cli_serving
+    from emulator import _cli_jobs, _cli_serving
 
-    _ADDERS[1:1] = [_cli_serving.add_serve, _cli_serving.add_invoke, _cli_serving.add_transform]
+    _ADDERS[1:1] = [
+        _cli_serving.add_serve,
+        _cli_serving.add_invoke,
+        _cli_serving.add_transform,
+        _cli_jobs.add_process,
+        _cli_jobs.add_pipeline,
+    ]
 
 
 _register_job_commands()

@@ -34,8 +34,13 @@ def _docker(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
 @functools.cache
 def base_image() -> str:
     """The Python base image every test Dockerfile builds on (made once per machine)."""
-    result = subprocess.run(["bash", str(REPO / "scripts" / "ensure_base_image.sh")], capture_output=True,
-                            text=True, timeout=900, check=False)
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "ensure_base_image.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if result.returncode != 0:
         raise ImageBuildError(f"scripts/ensure_base_image.sh failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout.strip().splitlines()[-1]
@@ -80,10 +85,23 @@ def build_test_image(name: str) -> str:
         if _label_of(tag) == wanted:
             return tag
         # --network host: RUN steps that pip install reach PyPI only that way (no NAT with --iptables=false).
-        result = _docker("build", "--quiet", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
-                         "--label", f"{HASH_LABEL}={wanted}", "--label", "sagemaker-emulator.test=1", "-t", tag,
-                         str(directory))
+        result = _docker(
+            "build",
+            "--quiet",
+            "--network",
+            "host",
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            "--label",
+            f"{HASH_LABEL}={wanted}",
+            "--label",
+            "sagemaker-emulator.test=1",
+            "-t",
+            tag,
+            str(directory),
+        )
         if result.returncode != 0:
-            raise ImageBuildError(f"docker build of {directory} failed ({result.returncode}): "
-                                  f"{result.stderr.strip()[-2000:]}")
+            raise ImageBuildError(
+                f"docker build of {directory} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
+            )
     return tag

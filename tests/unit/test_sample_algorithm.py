@@ -145,6 +145,71 @@ def test_processing_failures_write_message(tmp_path: Path, argv, setup, expected
     assert expected in message
 
 
+def test_processing_split_subcommand_is_the_default(tmp_path: Path) -> None:
+    root = tmp_path / "ml"
+    dataset.write_iris_csv(root / "processing" / "input" / "raw" / "iris.csv")
+    assert processing.main(["split", "--seed", "2"], root=root) == 0
+    assert len((root / "processing" / "output" / "test" / "test.csv").read_text().splitlines()) == 30
+
+
+def _evaluation_tree(trained: Path, *, as_tarball: bool = True) -> Path:
+    """An /opt/ml/processing tree for `processing evaluate`: the model (as model.tar.gz) and the test CSVs."""
+    import tarfile
+
+    base = trained / "processing"
+    (base / "model").mkdir(parents=True)
+    if as_tarball:
+        with tarfile.open(base / "model" / "model.tar.gz", "w:gz") as tf:
+            for path in (trained / "model").iterdir():
+                tf.add(path, arcname=path.name)
+    else:
+        for path in (trained / "model").iterdir():
+            (base / "model" / path.name).write_bytes(path.read_bytes())
+    (base / "test").mkdir()
+    (base / "test" / "test.csv").write_text((trained / "input" / "data" / "validation" / "test.csv").read_text())
+    return base
+
+
+@pytest.mark.parametrize("as_tarball", [True, False])
+def test_processing_evaluate_writes_the_property_file(trained: Path, capsys, as_tarball: bool) -> None:
+    base = _evaluation_tree(trained, as_tarball=as_tarball)
+    assert processing.main(["evaluate"], root=trained) == 0
+    report = json.loads((base / "evaluation" / "evaluation.json").read_text())
+    accuracy = report["metrics"]["accuracy"]["value"]
+    assert 0.8 <= accuracy <= 1.0
+    assert report["rows"] == 30
+    assert report["classes"] == CLASSES
+    assert f"evaluate: accuracy={accuracy:.4f} on 30 rows" in capsys.readouterr().out
+
+
+def test_processing_evaluate_options(trained: Path, tmp_path: Path) -> None:
+    base = _evaluation_tree(trained)
+    out = tmp_path / "elsewhere"
+    argv = ["evaluate", "--model", str(base / "model"), "--test", str(base / "test"), "--output", str(out)]
+    assert processing.main(argv, root=tmp_path / "unused") == 0
+    assert json.loads((out / "evaluation.json").read_text())["metrics"]["accuracy"]["value"] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("no-model", "no model.tar.gz (or model.joblib) in"),
+        ("no-test", "no labelled rows in"),
+        ("bad-tarball", "cannot extract"),
+    ],
+)
+def test_processing_evaluate_failures_write_message(trained: Path, setup: str, expected: str) -> None:
+    base = _evaluation_tree(trained)
+    if setup == "no-model":
+        (base / "model" / "model.tar.gz").unlink()
+    elif setup == "no-test":
+        (base / "test" / "test.csv").unlink()
+    else:
+        (base / "model" / "model.tar.gz").write_bytes(b"not a tarball")
+    assert processing.main(["evaluate"], root=trained) == 1
+    assert expected in (trained / "output" / "message").read_text(encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- train
 
 
