@@ -9,25 +9,18 @@ ensure_base
 build_sample
 
 OUT="$REPO/out"
-mkdir -p "$OUT/data/train" "$OUT/data/validation"
+mkdir -p "$OUT/data"
 step "Iris data (scikit-learn's bundled copy, written by the sample image)"
 docker run --rm --network none --label sagemaker-emulator.test=1 sagemaker-emulator-sample:latest \
   python -m iris_tree.dataset /dev/stdout > "$OUT/data/iris.csv"
-"$PY" - "$OUT" <<'PYEOF'
-import sys, pathlib, random
-out = pathlib.Path(sys.argv[1])
-rows = out.joinpath("data/iris.csv").read_text().splitlines()[1:]
-random.Random(0).shuffle(rows)
-to_csv = lambda rs: "".join(",".join([r.split(",")[-1], *r.split(",")[:-1]]) + "\n" for r in rs)
-out.joinpath("data/train/train.csv").write_text(to_csv(rows[:120]))
-out.joinpath("data/validation/validation.csv").write_text(to_csv(rows[120:]))
-PYEOF
 
-step "Training job through the emulator"
+step "The sample pipeline through the emulator: processing -> training -> evaluation -> model -> batch transform"
+"$PY" -m emulator pipeline run "$REPO/sample_algorithm/pipeline.yaml" \
+  --param InputData="$OUT/data/iris.csv" --param OutputPrefix="$OUT/pipeline"
+
+step "A training job on its own, with streamed logs and a final summary"
 "$PY" -m emulator train --image sagemaker-emulator-sample:latest \
-  --channel train="$OUT/data/train" --channel validation="$OUT/data/validation" \
-  --hp max_depth=3 --hp criterion=entropy \
-  --metric validation_accuracy='validation_accuracy=([0-9.]+)' \
+  --channel train="$REPO/contract_tests/data/iris_train.csv" --hp max_depth=3 --hp criterion=entropy \
   --job-name sample-training --output "$OUT/training"
 
 step "Contract suite on the sample image"
@@ -35,4 +28,5 @@ step "Contract suite on the sample image"
   --junitxml "$OUT/contract-report.xml"
 
 step "Done"
-echo "outputs in $OUT: training/sample-training/output/model.tar.gz, contract-report.xml" >&2
+echo "outputs in $OUT: pipeline/ (every step's outputs), training/sample-training/output/model.tar.gz," \
+  "contract-report.xml" >&2
