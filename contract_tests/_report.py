@@ -104,12 +104,13 @@ _CHECKS = [
     ),
     Check(
         "t08",
-        "the model is written to /opt/ml/model",
+        "artifacts are written only to /opt/ml/model (and /opt/ml/output/data)",
         "MUST",
         "training",
         8,
         "[DG:your-algorithms-training-algo-output]",
-        "write the model files to /opt/ml/model",
+        "write the model to /opt/ml/model; SageMaker uploads only /opt/ml/model (model.tar.gz) and "
+        "/opt/ml/output/data (output.tar.gz)",
     ),
     Check(
         "t09",

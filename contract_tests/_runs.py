@@ -97,6 +97,8 @@ class TrainingRun:
     #: time.time() when the suite asked for the stop (SIGTERM), if it did.
     stopped_at: float | None = None
     trigger: str = ""
+    #: With ``record_tree``: host -> the files its container left under /opt/ml (absolute paths).
+    opt_ml_files: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -323,10 +325,16 @@ class Harness:
         *,
         host_names: Sequence[str] | None = None,
         extra_config: Mapping[str, Mapping[str, Any]] | None = None,
+        container_hostnames: Sequence[str] | None = None,
+        record_tree: bool = False,
         stop_after_log: str | None = None,
         stop_after_s: float | None = None,
     ) -> TrainingRun:
-        """Run one training job to its end; with ``stop_after_*``, stop it (SIGTERM) at that point."""
+        """Run one training job to its end; with ``stop_after_*``, stop it (SIGTERM) at that point.
+
+        ``host_names``, ``extra_config`` and ``container_hostnames`` go to ``TrainingJob``; ``record_tree`` keeps
+        the files each container left under /opt/ml in ``TrainingRun.opt_ml_files``.
+        """
         from emulator.errors import EmulatorError
         from emulator.training import TrainingJob
 
@@ -356,6 +364,8 @@ class Harness:
                 log_sink=sink,
                 host_names=host_names,
                 extra_config=extra_config,
+                container_hostnames=container_hostnames,
+                record_tree=record_tree,
             )
             if pattern is None and stop_after_s is not None:
                 run.trigger = f"{stop_after_s:g} s after the job was submitted"
@@ -368,6 +378,8 @@ class Harness:
         except EmulatorError as exc:
             run.error = exc
         finally:
+            if job is not None:
+                run.opt_ml_files = dict(job.final_tree)
             if timer is not None:
                 timer.cancel()
             run.seconds = time.monotonic() - start

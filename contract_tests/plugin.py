@@ -251,7 +251,8 @@ def trained_model(contract_harness: Harness) -> TrainingRun | None:
     if not contract_harness.config.capabilities.training:
         return None
     h = contract_harness
-    return h.train("train", h.training_request("train"))
+    # record_tree: t08 checks that nothing was left under /opt/ml outside the directories SageMaker uploads.
+    return h.train("train", h.training_request("train"), record_tree=True)
 
 
 def _serving_model(harness: Harness, trained: TrainingRun | None) -> Path | None:

@@ -28,10 +28,31 @@ EXTRA_CONFIG: Mapping[str, Mapping[str, Any]] = {
 }
 
 
+#: What SageMaker uploads from a training container, and what it provides; t08 flags files left anywhere else.
+_UPLOADED_OR_PROVIDED = (
+    "/opt/ml/input",
+    "/opt/ml/model",
+    "/opt/ml/output/data",
+    "/opt/ml/output/failure",
+    "/opt/ml/checkpoints",
+    "/opt/ml/code",
+)
+
+
 def _random_hosts(count: int) -> list[str]:
     """Host names like SDK local mode's: algo-1-ab12c."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
     return [f"algo-{i + 1}-" + "".join(secrets.choice(alphabet) for _ in range(5)) for i in range(count)]
+
+
+def _container_hostnames(count: int) -> list[str]:
+    """Container hostnames (/etc/hostname) like the platform's, unrelated to the host names: ip-10-0-37-1."""
+    subnet = secrets.randbelow(250) + 1
+    return [f"ip-10-0-{subnet}-{i + 1}" for i in range(count)]
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == root or path.startswith(root + "/") for root in roots)
 
 
 def _require_trained(run: TrainingRun | None, check_id: str) -> TrainingRun:
@@ -73,11 +94,18 @@ def sigterm_training(contract_harness: Harness) -> TrainingRun:
 
 @pytest.fixture(scope="module")
 def variant_training(contract_harness: Harness) -> TrainingRun:
-    """Host names other than algo-N and extra config keys, in one job (split up only if it fails)."""
+    """Host names other than algo-N, container hostnames that are none of them, and extra config keys, in one job
+    (split up only if it fails)."""
     h = contract_harness
     count = 2 if h.config.capabilities.multi_host else 1
     request = h.training_request("variant", instance_count=count)
-    return h.train("variant", request, host_names=_random_hosts(count), extra_config=EXTRA_CONFIG)
+    return h.train(
+        "variant",
+        request,
+        host_names=_random_hosts(count),
+        extra_config=EXTRA_CONFIG,
+        container_hostnames=_container_hostnames(count),
+    )
 
 
 # -- t01-t05 ------------------------------------------------------------------------------------------------
@@ -234,15 +262,31 @@ def test_t07_hostnames_from_resourceconfig(
     h = contract_harness
     count = 2 if h.config.capabilities.multi_host else 1
     hosts = _random_hosts(count)
-    alone = h.train("hostnames", h.training_request("hostnames", instance_count=count), host_names=hosts)
+    names = _container_hostnames(count)
+    alone = h.train(
+        "hostnames",
+        h.training_request("hostnames", instance_count=count),
+        host_names=hosts,
+        container_hostnames=names,
+    )
     if alone.status != "Completed":
+        logs = alone.log_text()
+        seen = [n for n in names if n in f"{logs}\n{alone.failure_reason}"]
         violation(
             "t07",
-            f"training failed when the hosts were named {hosts} instead of algo-1..N",
-            sent=f"{alone.sent()}; resourceconfig.json current_host {hosts[0]!r}, hosts {sorted(hosts)}",
+            f"training failed when the hosts were named {hosts} instead of algo-1..N (container hostname "
+            f"{names[0]!r}, as on SageMaker where /etc/hostname is not a name in resourceconfig.json)",
+            sent=f"{alone.sent()}; resourceconfig.json current_host {hosts[0]!r}, hosts {sorted(hosts)}; "
+            f"container hostname (/etc/hostname, socket.gethostname()) {names}",
             expected="the job completes, as it does with algo-1 (t01)",
             got=alone.summary(),
-            logs=alone.log_text(),
+            logs=logs,
+            fix=(
+                f"the output shows the container hostname {seen[0]!r}: take current_host from "
+                "/opt/ml/input/config/resourceconfig.json, not from /etc/hostname or socket.gethostname()"
+                if seen
+                else None
+            ),
         )
 
 
@@ -257,6 +301,17 @@ def test_t08_artifacts_in_model_dir(trained_model: TrainingRun | None) -> None:
             sent=run.sent(),
             expected="model files under /opt/ml/model, packaged into model.tar.gz",
             got=f"{run.model_tar}: no files",
+            logs=run.log_text(),
+        )
+    stray = sorted({p for files in run.opt_ml_files.values() for p in files if not _under(p, _UPLOADED_OR_PROVIDED)})
+    if stray:
+        shown = ", ".join(stray[:15]) + (f" and {len(stray) - 15} more" if len(stray) > 15 else "")
+        violation(
+            "t08",
+            f"the job left files under /opt/ml that SageMaker never uploads: {shown}",
+            sent=run.sent(),
+            expected="artifacts only under /opt/ml/model (and optionally /opt/ml/output/data)",
+            got=f"model.tar.gz holds {run.model_files()[:10]}; also left in the container: {shown}",
             logs=run.log_text(),
         )
 

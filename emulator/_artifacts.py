@@ -83,6 +83,15 @@ def repack(streams: Iterable[Iterable[bytes]], target: Path, *, compress: bool =
     return count
 
 
+def list_files(stream: Iterable[bytes], path: str) -> list[str]:
+    """The absolute paths of the non-directory entries in a ``get_archive`` stream of ``path``, sorted.
+
+    Names only: file contents are skipped, not kept.
+    """
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    return sorted(f"{parent}/{member.name}" for member, _ in iter_members(stream) if not member.isdir())
+
+
 def read_file(stream: Iterable[bytes], limit: int | None = None) -> bytes | None:
     """The content of the single file in a ``get_archive`` stream of a file path (None if there is none)."""
     for member, tf in iter_members(stream):

@@ -132,7 +132,8 @@ class Cluster:
         """Start every host, stream logs, wait; stop everything on timeout, a host's failure or Ctrl-C."""
         outcome = Outcome(
             [
-                HostOutcome(s.hostname or f"host-{i}", cid)
+                # The host's name is what peers resolve (its network alias), not necessarily its container hostname.
+                HostOutcome((s.network_aliases or [s.hostname or f"host-{i}"])[0], cid)
                 for i, (s, cid) in enumerate(zip(self._specs, self._ids, strict=True))
             ]
         )

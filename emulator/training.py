@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import _session, constants
-from emulator._artifacts import export, read_file, repack
+from emulator._artifacts import export, list_files, read_file, repack
 from emulator._channels import StagedChannel, stage_channel
 from emulator._cluster import Cluster, LogSink, Outcome
 from emulator._job import ContainerJob
@@ -74,10 +74,16 @@ class TrainingJob(ContainerJob):
         log_sink: LogSink | None = None,
         host_names: Sequence[str] | None = None,
         extra_config: Mapping[str, Mapping[str, Any]] | None = None,
+        container_hostnames: Sequence[str] | None = None,
+        record_tree: bool = False,
     ) -> None:
         """``host_names`` replaces algo-1..N (the platform says host values can change); ``extra_config`` adds keys
         to the config files (``{"resourceconfig.json": {"topology": None}}``; for inputdataconfig.json, to each
-        channel's entry), as newer platform versions do. Both exist for the contract suite's checks."""
+        channel's entry), as newer platform versions do. ``container_hostnames`` sets each host's container
+        hostname (what /etc/hostname and ``socket.gethostname()`` say; default: the host name), as on the platform
+        where it is an unrelated ``ip-10-...`` name: the host names stay the network aliases peers resolve.
+        ``record_tree`` lists, before the containers are removed, every file each host left under /opt/ml into
+        :attr:`final_tree` (it reads the whole tree, input channels included). All exist for the contract suite."""
         super().__init__(request, config=config, docker=docker, s3=s3, log_sink=log_sink)
         self._created = _session.now()
         self._describe = self._base_describe()
@@ -87,7 +93,17 @@ class TrainingJob(ContainerJob):
             raise InvalidSpec(
                 f"host_names: give {count} distinct names (ResourceConfig.InstanceCount), not {self._hosts}"
             )
+        self._container_hostnames = list(container_hostnames) if container_hostnames else list(self._hosts)
+        names = self._container_hostnames
+        if len(names) != count or len(set(names)) != count or not all(names):
+            raise InvalidSpec(
+                f"container_hostnames: give {count} distinct names (ResourceConfig.InstanceCount), not {names}"
+            )
         self._extra_config = {k: dict(v) for k, v in (extra_config or {}).items()}
+        self._record_tree = record_tree
+        #: With ``record_tree``: host name -> the absolute paths of the files (not directories) its container
+        #: left under /opt/ml, sorted; filled when the job ends, before the containers are removed.
+        self.final_tree: dict[str, list[str]] = {}
 
     def _with_defaults(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return with_defaults(request)
@@ -175,6 +191,11 @@ class TrainingJob(ContainerJob):
                 mounts.append(Mount(target, source, read_only=True))
         nano, mem = docker_limits(req["ResourceConfig"]["InstanceType"])
         no_network = isolated and len(hosts) == 1
+        container_hostname = self._container_hostnames[index]
+        # Docker writes no /etc/hosts entry for the host name without a network, nor for a name other than the
+        # container's hostname on the default bridge (one host); the host must still resolve its own name
+        # (current_host), as frameworks do when they rendezvous on hosts[0].
+        self_resolve = no_network or (len(hosts) == 1 and container_hostname != host)
         return ContainerSpec(
             image=algo["TrainingImage"],
             command=command,
@@ -182,14 +203,12 @@ class TrainingJob(ContainerJob):
             environment=env,
             mounts=mounts,
             name=f"{self.name[:40]}-{host}-{_session.short_token()}",
-            hostname=host,
+            hostname=container_hostname,
             network_aliases=[host],
             network="none" if no_network else None,
             nano_cpus=nano,
             mem_limit=mem,
-            # Docker writes no /etc/hosts entry for the hostname without a network; the host must still
-            # resolve its own name (current_host), as frameworks do when they rendezvous on hosts[0].
-            extra_hosts={host: "127.0.0.1"} if no_network else {},
+            extra_hosts={host: "127.0.0.1"} if self_resolve else {},
             files=files,
             # Channel dirs are mount points (read-only): Docker makes them; writing into them would fail.
             dirs=[
@@ -239,6 +258,10 @@ class TrainingJob(ContainerJob):
         self._transition("Uploading", "Uploading generated training model")
         req = self.request
         n = len(outcome.hosts)
+        if self._record_tree:
+            self.final_tree = {
+                self._hosts[i]: list_files(cluster.archive(i, constants.OPT_ML), constants.OPT_ML) for i in range(n)
+            }
         output_base = join_uri(_absolute(req["OutputDataConfig"]["S3OutputPath"]), self.name, "output")
         compress = req["OutputDataConfig"].get("CompressionType", "GZIP") != "NONE"
         model_tar = work / ("model.tar.gz" if compress else "model.tar")

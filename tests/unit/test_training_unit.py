@@ -362,6 +362,61 @@ def test_multi_host_containers_network_and_labels(tmp_path: Path, config: Emulat
     assert docker.removed_networks == [nid]
 
 
+def test_container_hostnames_differ_from_the_host_names_peers_resolve(tmp_path: Path, config: EmulatorConfig) -> None:
+    lines: list[tuple[str, str]] = []
+    docker = FakeDocker(Script(logs=["hello"]))
+    request = make_request(tmp_path, ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2})
+    job = TrainingJob(
+        request,
+        config=config,
+        docker=docker,
+        log_sink=lambda host, line: lines.append((host, line)),
+        host_names=["algo-1-ab12c", "algo-2-xy34z"],
+        container_hostnames=["ip-10-0-0-1", "ip-10-0-0-2"],
+    )
+    assert job.run()["TrainingJobStatus"] == "Completed"
+    [net] = docker.networks.values()
+    # /etc/hostname says ip-10-...; the network aliases (what peers resolve) and resourceconfig.json say algo-N-xxxxx.
+    assert [s.hostname for s in docker.specs] == ["ip-10-0-0-1", "ip-10-0-0-2"]
+    assert [s.network_aliases for s in docker.specs] == [["algo-1-ab12c"], ["algo-2-xy34z"]]
+    assert [s.network for s in docker.specs] == [net["name"], net["name"]]
+    assert [s.extra_hosts for s in docker.specs] == [{}, {}]  # the network's DNS resolves the aliases
+    assert [docker.config_json(i, "resourceconfig.json")["current_host"] for i in range(2)] == [
+        "algo-1-ab12c",
+        "algo-2-xy34z",
+    ]
+    assert sorted(lines) == [("algo-1-ab12c", "hello"), ("algo-2-xy34z", "hello")]  # logs are by host name
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["bridge", "network-isolation"])
+def test_single_host_with_another_container_hostname_still_resolves_its_host_name(
+    tmp_path: Path, config: EmulatorConfig, isolated: bool
+) -> None:
+    docker = FakeDocker()
+    request = make_request(tmp_path, EnableNetworkIsolation=isolated)
+    TrainingJob(request, config=config, docker=docker, container_hostnames=["ip-10-0-0-1"]).run()
+    [spec] = docker.specs
+    assert spec.hostname == "ip-10-0-0-1"
+    assert spec.network == ("none" if isolated else None)
+    assert spec.extra_hosts == {"algo-1": "127.0.0.1"}  # no network alias on the default bridge: /etc/hosts
+    assert docker.config_json(0, "resourceconfig.json")["current_host"] == "algo-1"
+
+
+def test_container_hostname_defaults_to_the_host_name(tmp_path: Path, config: EmulatorConfig) -> None:
+    _, docker = run(tmp_path, config)
+    [spec] = docker.specs
+    assert (spec.hostname, spec.network_aliases, spec.extra_hosts) == ("algo-1", ["algo-1"], {})
+
+
+@pytest.mark.parametrize("names", [["ip-1"], ["ip-1", "ip-1"], ["ip-1", ""]], ids=["too-few", "twice", "empty"])
+def test_container_hostnames_must_be_one_distinct_name_per_host(
+    tmp_path: Path, config: EmulatorConfig, names: list[str]
+) -> None:
+    request = make_request(tmp_path, ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2})
+    with pytest.raises(ValueError, match="container_hostnames: give 2 distinct names"):
+        TrainingJob(request, config=config, docker=FakeDocker(), container_hostnames=names)
+
+
 def test_instance_type_sets_cpu_and_memory_limits(tmp_path: Path, config: EmulatorConfig) -> None:
     from emulator.instance_types import docker_limits
 
@@ -548,6 +603,43 @@ def test_completed_job_exports_model_and_output_with_entries_at_the_root(
     ]
     assert docker.all_removed()
     assert not list(Path(config.work_dir or "").iterdir())  # the job's temp dir is gone
+
+
+def test_record_tree_lists_the_files_each_host_left_under_opt_ml(tmp_path: Path, config: EmulatorConfig) -> None:
+    script = Script(
+        writes={
+            "/opt/ml/model/model.bin": b"weights",
+            "/opt/ml/output/model/copy.bin": b"weights",
+            "/opt/ml/stray.txt": b"s",
+        }
+    )
+    docker = FakeDocker(script)
+    request = make_request(tmp_path, ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2})
+    job = TrainingJob(request, config=config, docker=docker, host_names=["h-a", "h-b"], record_tree=True)
+    assert job.run()["TrainingJobStatus"] == "Completed"
+    expected = [
+        "/opt/ml/input/config/hyperparameters.json",
+        "/opt/ml/input/config/inputdataconfig.json",
+        "/opt/ml/input/config/resourceconfig.json",
+        "/opt/ml/model/model.bin",
+        "/opt/ml/output/model/copy.bin",
+        "/opt/ml/stray.txt",
+    ]  # files only (no directories), absolute, sorted; by host name
+    assert job.final_tree == {"h-a": expected, "h-b": expected}
+    assert docker.all_removed()  # listed before the containers went away
+
+
+def test_record_tree_is_off_by_default(tmp_path: Path, config: EmulatorConfig) -> None:
+    job = TrainingJob(make_request(tmp_path), config=config, docker=FakeDocker(Script(writes={"/opt/ml/x": b"x"})))
+    job.run()
+    assert job.final_tree == {}
+
+
+def test_record_tree_also_after_a_failure(tmp_path: Path, config: EmulatorConfig) -> None:
+    script = Script(exit_code=1, writes={"/opt/ml/output/failure": b"boom"})
+    job = TrainingJob(make_request(tmp_path), config=config, docker=FakeDocker(script), record_tree=True)
+    assert job.run()["TrainingJobStatus"] == "Failed"
+    assert "/opt/ml/output/failure" in job.final_tree["algo-1"]
 
 
 def test_empty_model_dir_still_gives_a_model_tar_gz(tmp_path: Path, config: EmulatorConfig) -> None:
