@@ -145,7 +145,7 @@ def test_skip_contract_tests_warns_loudly(fakes: dict[str, str], tmp_path: Path)
     assert result.returncode == 0
     assert "WARNING: --skip-contract-tests" in result.stderr
     assert "WITHOUT the SageMaker" in result.stderr
-    assert "python" not in calls(fakes)
+    assert not [line for line in calls(fakes).splitlines() if line.startswith("python ")]  # the suite never ran
     assert f"dry-run: would run: docker push {REMOTE}" in result.stdout
 
 
