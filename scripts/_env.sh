@@ -38,6 +38,6 @@ ensure_base() {
 
 build_sample() {
   step "Sample algorithm image (sagemaker-emulator-sample:latest)"
-  docker build -q --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+  docker build -q --force-rm --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     -t sagemaker-emulator-sample:latest "$REPO/sample_algorithm" >&2
 }

@@ -93,7 +93,7 @@ def _locked_build(tag: str, label: str, wanted: str, args: list[str], timeout: f
         if _label(tag, label) == wanted:
             return
         logger.info("building %s", tag)
-        build = _docker("build", "--label", f"{label}={wanted}", "-t", tag, *args, timeout=timeout)
+        build = _docker("build", "--force-rm", "--label", f"{label}={wanted}", "-t", tag, *args, timeout=timeout)
         if build.returncode != 0:
             raise ImageBuildError(f"docker build of {tag} failed ({build.returncode}):\n{build.stdout}\n{build.stderr}")
 

@@ -87,6 +87,7 @@ def build_test_image(name: str) -> str:
         # --network host: RUN steps that pip install reach PyPI only that way (no NAT with --iptables=false).
         result = _docker(
             "build",
+            "--force-rm",
             "--quiet",
             "--network",
             "host",

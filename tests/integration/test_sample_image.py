@@ -73,7 +73,7 @@ def sample_image() -> str:
     current = docker("image", "inspect", "-f", f'{{{{ index .Config.Labels "{HASH_LABEL}" }}}}', IMAGE, check=False)
     if current.returncode == 0 and current.stdout.strip() == wanted:
         return IMAGE
-    build = ["build", "--network", "host", "--build-arg", f"BASE_IMAGE={base_image()}"]
+    build = ["build", "--force-rm", "--network", "host", "--build-arg", f"BASE_IMAGE={base_image()}"]
     build += ["--label", f"{HASH_LABEL}={wanted}", "-t", IMAGE, str(SAMPLE_DIR)]
     docker(*build, timeout=1800)
     return IMAGE
