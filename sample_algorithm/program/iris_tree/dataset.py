@@ -8,9 +8,9 @@ The data ships inside scikit-learn: nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import sys
 import csv
 import io
+import sys
 from pathlib import Path
 
 from .common import FEATURE_NAMES, LABEL_NAME
