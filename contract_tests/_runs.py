@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from contract_tests.config import Channel, ContractConfig, ProcessingInput
 
@@ -85,8 +85,11 @@ def fingerprint(root: Path) -> dict[str, str]:
 
 # -- results ----------------------------------------------------------------------------------------------
 @dataclass
-class TrainingRun:
-    """One training job the suite ran: its request, DescribeTrainingJob result (or error), logs and timing."""
+class _JobRun:
+    """One training or processing job the suite ran: its request, Describe* result (or error), logs and timing."""
+
+    #: The Describe* key of the job's status (TrainingJobStatus, ProcessingJobStatus).
+    status_key: ClassVar[str]
 
     label: str
     request: dict[str, Any]
@@ -94,23 +97,31 @@ class TrainingRun:
     error: Exception | None = None
     logs: LogBuffer = field(default_factory=LogBuffer)
     seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """Completed, Failed, Stopped, or "Error" when the emulator could not run the job at all."""
+        return "Error" if self.describe is None else str(self.describe[self.status_key])
+
+    @property
+    def failure_reason(self) -> str:
+        """The Describe* result's FailureReason, or the emulator's error."""
+        if self.describe is None:
+            return str(self.error)
+        return str(self.describe.get("FailureReason", ""))
+
+
+@dataclass
+class TrainingRun(_JobRun):
+    """One training job the suite ran: its request, DescribeTrainingJob result (or error), logs and timing."""
+
+    status_key: ClassVar[str] = "TrainingJobStatus"
+
     #: time.time() when the suite asked for the stop (SIGTERM), if it did.
     stopped_at: float | None = None
     trigger: str = ""
     #: With ``record_tree``: host -> the files its container left under /opt/ml (absolute paths).
     opt_ml_files: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def status(self) -> str:
-        """Completed, Failed, Stopped, or "Error" when the emulator could not run the job at all."""
-        return "Error" if self.describe is None else str(self.describe["TrainingJobStatus"])
-
-    @property
-    def failure_reason(self) -> str:
-        """DescribeTrainingJob.FailureReason, or the emulator's error."""
-        if self.describe is None:
-            return str(self.error)
-        return str(self.describe.get("FailureReason", ""))
 
     @property
     def model_tar(self) -> Path | None:
@@ -152,29 +163,13 @@ class TrainingRun:
 
 
 @dataclass
-class ProcessingRun:
+class ProcessingRun(_JobRun):
     """One processing job: request, DescribeProcessingJob (or error), logs, and the /opt/ml tree it left."""
 
-    label: str
-    request: dict[str, Any]
-    describe: dict[str, Any] | None = None
-    error: Exception | None = None
-    logs: LogBuffer = field(default_factory=LogBuffer)
-    seconds: float = 0.0
+    status_key: ClassVar[str] = "ProcessingJobStatus"
+
     #: Every entry under /opt/ml in the container after it exited: path -> "file" | "dir" | "symlink -> target".
     opt_ml: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def status(self) -> str:
-        """Completed, Failed, Stopped, or "Error" when the emulator could not run the job at all."""
-        return "Error" if self.describe is None else str(self.describe["ProcessingJobStatus"])
-
-    @property
-    def failure_reason(self) -> str:
-        """DescribeProcessingJob.FailureReason, or the emulator's error."""
-        if self.describe is None:
-            return str(self.error)
-        return str(self.describe.get("FailureReason", ""))
 
     def log_text(self) -> str:
         """The containers' output."""

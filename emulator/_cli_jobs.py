@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 _PROCESSING_DIR = "/opt/ml/processing/"
+_PARAM_HELP = "parameter override, typed by the parameter's Type (repeatable)"
 
 
 def _echo(text: str, stream: TextIO | None = None) -> None:
@@ -39,13 +40,13 @@ def add_process(sub: SubParsers) -> None:
     """Register ``process``: run a processing job (CreateProcessingJob)."""
     from emulator import cli
 
-    p = sub.add_parser(
+    p = cli._add_subcommand(
+        sub,
         "process",
         help="run a processing job (CreateProcessingJob)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a processing job like SageMaker's CreateProcessingJob and print "
         "DescribeProcessingJob's outcome.",
-        epilog="""examples:
+        examples="""examples:
   python -m emulator process --image my-algo:latest --entrypoint processing \\
       --input raw=data/iris.csv:/opt/ml/processing/input/raw \\
       --output train=/opt/ml/processing/output/train:out/train
@@ -56,8 +57,7 @@ The image runs with no extra argument, as on SageMaker: --entrypoint replaces it
 its CMD), --arg gives the arguments. Inputs and outputs may be local paths or s3:// URIs; their
 LocalPath must start with /opt/ml/processing/ (default: /opt/ml/processing/input/NAME and
 /opt/ml/processing/output/NAME).
-"""
-        + cli.EPILOG,
+""",
     )
     p.add_argument("--spec", metavar="FILE", help="CreateProcessingJob request (YAML or JSON)")
     p.add_argument("--image", help="AppSpecification.ImageUri")
@@ -76,27 +76,20 @@ LocalPath must start with /opt/ml/processing/ (default: /opt/ml/processing/input
         metavar="ARG",
         help="ContainerArguments item (repeatable; write --arg=--flag for values that start with -)",
     )
-    p.add_argument(
+    cli._add_kv(
+        p,
         "--input",
-        action="append",
-        type=cli._kv,
-        default=[],
-        metavar="NAME=SOURCE[:LOCALPATH]",
-        help="ProcessingInput from a local path or s3:// URI, mounted at LOCALPATH (repeatable)",
+        "NAME=SOURCE[:LOCALPATH]",
+        "ProcessingInput from a local path or s3:// URI, mounted at LOCALPATH (repeatable)",
     )
-    p.add_argument(
+    cli._add_kv(
+        p,
         "--output",
-        action="append",
-        type=cli._kv,
-        default=[],
-        metavar="NAME=[LOCALPATH:]DESTINATION",
-        help="ProcessingOutput: LOCALPATH uploaded to a local dir or s3:// URI when the job ends (repeatable)",
+        "NAME=[LOCALPATH:]DESTINATION",
+        "ProcessingOutput: LOCALPATH uploaded to a local dir or s3:// URI when the job ends (repeatable)",
     )
-    p.add_argument("--env", action="append", type=cli._kv, default=[], metavar="KEY=VALUE", help="Environment")
-    p.add_argument("--instance-type", help="ClusterConfig.InstanceType (default ml.m5.large)")
-    p.add_argument("--instance-count", type=int, help="ClusterConfig.InstanceCount (hosts algo-1..N)")
-    p.add_argument("--max-runtime", type=int, metavar="SECONDS", help="StoppingCondition.MaxRuntimeInSeconds")
-    p.add_argument("--network-isolation", action="store_true", default=None, help="EnableNetworkIsolation")
+    cli._add_kv(p, "--env", "KEY=VALUE", "Environment")
+    cli._add_resource_flags(p, "ClusterConfig")
     p.add_argument("--stop-grace", type=float, metavar="SECONDS", help="seconds between SIGTERM and SIGKILL")
     cli._add_common(p)
     cli._HANDLERS["process"] = _run_process
@@ -210,35 +203,33 @@ def add_pipeline(sub: SubParsers) -> None:
     """Register ``pipeline run`` and ``pipeline show``: SageMaker Pipelines definitions, locally."""
     from emulator import cli
 
-    p = sub.add_parser(
+    p = cli._add_subcommand(
+        sub,
         "pipeline",
         help="run or show a SageMaker Pipelines definition",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a pipeline definition (the JSON the SageMaker SDK's pipeline.definition() emits, or "
         "the same document as YAML): Processing, Training, Transform, Model, Condition and Fail steps.",
-        epilog="""examples:
+        examples="""examples:
   python -m emulator pipeline show sample_algorithm/pipeline.yaml
   python -m emulator pipeline run sample_algorithm/pipeline.yaml \\
       --param InputData=out/data/iris.csv --param OutputPrefix=out/pipeline
   python -m emulator pipeline run definition.json --param AccuracyThreshold=0.9 --max-parallel 2 --json
-"""
-        + cli.EPILOG,
+""",
     )
     actions = p.add_subparsers(dest="pipeline_command", metavar="ACTION", required=True)
-    run = actions.add_parser(
+    run = cli._add_subcommand(
+        actions,
         "run",
         help="run every step, independent ones in parallel",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run the pipeline: each step starts as soon as its dependencies are met. A live status "
         "table goes to stderr; exit 0 when the execution Succeeded, 1 when it Failed.",
-        epilog="""examples:
+        examples="""examples:
   python -m emulator pipeline run sample_algorithm/pipeline.yaml --param InputData=out/data/iris.csv
   python -m emulator pipeline run pipeline.json --s3-endpoint http://127.0.0.1:4566 --json > result.json
-"""
-        + cli.EPILOG,
+""",
     )
     run.add_argument("definition", metavar="DEFINITION", help="pipeline definition (JSON or YAML)")
-    _add_params(run, cli._kv)
+    cli._add_kv(run, "--param", "NAME=VALUE", _PARAM_HELP)
     run.add_argument("--max-parallel", type=int, metavar="N", help="most steps at once (default 4)")
     run.add_argument("--name", help="PipelineName (default: the file's name)")
     run.add_argument("--logs", action="store_true", help="stream the containers' output, prefixed by step")
@@ -249,19 +240,8 @@ def add_pipeline(sub: SubParsers) -> None:
             action.help = "print only the summary (no status table; container logs need --logs anyway)"
     show = actions.add_parser("show", help="print the parameters and the steps' DAG without running anything")
     show.add_argument("definition", metavar="DEFINITION", help="pipeline definition (JSON or YAML)")
-    _add_params(show, cli._kv)
+    cli._add_kv(show, "--param", "NAME=VALUE", _PARAM_HELP)
     cli._HANDLERS["pipeline"] = _run_pipeline_command
-
-
-def _add_params(p: argparse.ArgumentParser, kv: Callable[[str], tuple[str, str]]) -> None:
-    p.add_argument(
-        "--param",
-        action="append",
-        type=kv,
-        default=[],
-        metavar="NAME=VALUE",
-        help="parameter override, typed by the parameter's Type (repeatable)",
-    )
 
 
 def _run_pipeline_command(args: argparse.Namespace, config: EmulatorConfig) -> int:

@@ -37,32 +37,24 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", help="serving image (runs 'docker run IMAGE serve')")
     p.add_argument("--model-data", metavar="PATH_OR_S3", help=_MODEL_HELP)
     p.add_argument("--model-spec", metavar="FILE", help="a CreateModel request (YAML/JSON) instead of --image")
-    p.add_argument(
-        "--env",
-        action="append",
-        type=_cli()._kv,
-        default=[],
-        metavar="KEY=VALUE",
-        help="environment variable for the container",
-    )
+    _cli()._add_kv(p, "--env", "KEY=VALUE", "environment variable for the container")
     p.add_argument("--instance-type", help="ml.* type: CPU and memory limits (default: none)")
 
 
 # -- serve ------------------------------------------------------------------------------------------------
 def add_serve(sub: Sub) -> None:
-    p = sub.add_parser(
+    p = _cli()._add_subcommand(
+        sub,
         "serve",
         help="run a real-time endpoint until Ctrl-C",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a model behind a local endpoint, like CreateModel + CreateEndpoint: the image's 'serve' "
         "with the model extracted read-only at /opt/ml/model and port 8080 published on a free 127.0.0.1 port.",
-        epilog="""examples:
+        examples="""examples:
   python -m emulator serve --image my-algo:latest --model-data out/job/output/model.tar.gz
   python -m emulator serve --model-spec model.yaml --name my-endpoint --startup-timeout 600
   # in another shell:
   python -m emulator invoke my-endpoint --content-type text/csv --body '5.1,3.5,1.4,0.2'
-"""
-        + _cli().EPILOG,
+""",
     )
     _add_model_flags(p)
     p.add_argument("--name", help="endpoint name (for 'invoke NAME')")
@@ -117,19 +109,18 @@ def _run_serve(args: argparse.Namespace, config: EmulatorConfig) -> int:
 
 # -- invoke -----------------------------------------------------------------------------------------------
 def add_invoke(sub: Sub) -> None:
-    p = sub.add_parser(
+    p = _cli()._add_subcommand(
+        sub,
         "invoke",
         help="call an endpoint (InvokeEndpoint)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Send one request like sagemaker-runtime InvokeEndpoint: to a running endpoint (by name or "
         "URL), or, with --image, to a one-shot endpoint started for this call. A 4xx/5xx from the container is a "
         "ModelError (exit 1), a body over 6 MiB a ValidationError (exit 2).",
-        epilog="""examples:
+        examples="""examples:
   python -m emulator invoke my-endpoint --content-type text/csv --body '5.1,3.5,1.4,0.2'
   python -m emulator invoke http://127.0.0.1:49153 --content-type text/csv --body-file rows.csv
   python -m emulator invoke --image my-algo:latest --model-data model.tar.gz --content-type text/csv --body '1,2,3,4'
-"""
-        + _cli().EPILOG,
+""",
     )
     p.add_argument("endpoint", nargs="?", help="endpoint name or http://127.0.0.1:PORT URL")
     _add_model_flags(p)
@@ -192,19 +183,18 @@ def _read(path: str) -> bytes:
 
 # -- transform --------------------------------------------------------------------------------------------
 def add_transform(sub: Sub) -> None:
-    p = sub.add_parser(
+    p = _cli()._add_subcommand(
+        sub,
         "transform",
         help="run a batch transform job (CreateTransformJob)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a batch transform like CreateTransformJob: one <input>.out per input object, written only "
         "when the whole object succeeded; inputs are streamed, so memory stays flat for any input size.",
-        epilog="""examples:
+        examples="""examples:
   python -m emulator transform --image my-algo:latest --model-data model.tar.gz \\
       --input data/test --output out/predictions --content-type text/csv --split-type Line
   python -m emulator transform --spec transform.yaml --model-spec model.yaml
   python -m emulator transform --spec transform.yaml --image my-algo:latest --model-data model.tar.gz
-"""
-        + _cli().EPILOG,
+""",
     )
     p.add_argument("--spec", metavar="FILE", help="CreateTransformJob request (YAML or JSON)")
     _add_model_flags(p)

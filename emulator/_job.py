@@ -34,10 +34,10 @@ class ContainerJob:
         self,
         request: Mapping[str, Any] | str | Path,
         *,
-        config: EmulatorConfig | None,
-        docker: DockerSeam | None,
-        s3: S3 | None,
-        log_sink: LogSink | None,
+        config: EmulatorConfig | None = None,
+        docker: DockerSeam | None = None,
+        s3: S3 | None = None,
+        log_sink: LogSink | None = None,
     ) -> None:
         self.config = config or EmulatorConfig()
         self.request: dict[str, Any] = self._with_defaults(load_spec(request))
@@ -50,7 +50,8 @@ class ContainerJob:
         self._sink = log_sink
         self._cluster: Cluster | None = None
         self._stop_requested = False
-        self._describe: dict[str, Any] = {}
+        self._created = _session.now()
+        self._describe: dict[str, Any] = self._base_describe()
 
     # -- what subclasses provide ----------------------------------------------------------------------
     def _with_defaults(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,6 +59,10 @@ class ContainerJob:
 
     def _check_supported(self) -> None:
         """Refuse, with a clear error, what the emulator does not do."""
+
+    def _base_describe(self) -> dict[str, Any]:
+        """The Describe* shape of the job just created (InProgress, CreationTime ``self._created``)."""
+        raise NotImplementedError
 
     def _image(self) -> str:
         raise NotImplementedError

@@ -42,6 +42,32 @@ def _kv(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _add_kv(p: argparse.ArgumentParser, flag: str, metavar: str, help: str) -> None:
+    """A repeatable ``flag NAME=VALUE``; its value is the list of (name, value) pairs given."""
+    p.add_argument(flag, action="append", type=_kv, default=[], metavar=metavar, help=help)
+
+
+def _add_subcommand(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, *, help: str, description: str, examples: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows ``examples`` as written, then the exit codes and environment (EPILOG)."""
+    return sub.add_parser(
+        name,
+        help=help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=description,
+        epilog=examples + EPILOG,
+    )
+
+
+def _add_resource_flags(p: argparse.ArgumentParser, resources: str) -> None:
+    """The instance and limit flags of a training or processing job; ``resources`` names the request's block."""
+    p.add_argument("--instance-type", help=f"{resources}.InstanceType (default ml.m5.large)")
+    p.add_argument("--instance-count", type=int, help=f"{resources}.InstanceCount (hosts algo-1..N)")
+    p.add_argument("--max-runtime", type=int, metavar="SECONDS", help="StoppingCondition.MaxRuntimeInSeconds")
+    p.add_argument("--network-isolation", action="store_true", default=None, help="EnableNetworkIsolation")
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("emulator options")
     g.add_argument(
@@ -62,47 +88,29 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 # -- train ------------------------------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = _add_subcommand(
+        sub,
         "train",
         help="run a training job (CreateTrainingJob)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a training job like SageMaker's CreateTrainingJob and print DescribeTrainingJob's outcome.",
-        epilog="""examples:
+        examples="""examples:
   python -m emulator train --image my-algo:latest --channel train=data/train --hp max_depth=3 --output out
   python -m emulator train --spec job.yaml            # a CreateTrainingJob request as YAML or JSON
   python -m emulator train --spec job.yaml --hp epochs=2 --max-runtime 600   # flags override the spec
 
 Channels and the output may be local paths or s3:// URIs. Hyperparameters reach the container as
 strings in /opt/ml/input/config/hyperparameters.json, exactly as on SageMaker.
-"""
-        + EPILOG,
+""",
     )
     p.add_argument("--spec", metavar="FILE", help="CreateTrainingJob request (YAML or JSON)")
     p.add_argument("--image", help="training image (AlgorithmSpecification.TrainingImage)")
     p.add_argument("--job-name", help="TrainingJobName (default: <image>-<timestamp>)")
-    p.add_argument(
-        "--channel",
-        action="append",
-        type=_kv,
-        default=[],
-        metavar="NAME=PATH",
-        help="input channel from a local path or s3:// URI (repeatable)",
-    )
-    p.add_argument("--hp", action="append", type=_kv, default=[], metavar="KEY=VALUE", help="hyperparameter")
-    p.add_argument("--env", action="append", type=_kv, default=[], metavar="KEY=VALUE", help="environment variable")
-    p.add_argument(
-        "--metric",
-        action="append",
-        type=_kv,
-        default=[],
-        metavar="NAME=REGEX",
-        help="metric definition: first group of REGEX in the logs",
-    )
+    _add_kv(p, "--channel", "NAME=PATH", "input channel from a local path or s3:// URI (repeatable)")
+    _add_kv(p, "--hp", "KEY=VALUE", "hyperparameter")
+    _add_kv(p, "--env", "KEY=VALUE", "environment variable")
+    _add_kv(p, "--metric", "NAME=REGEX", "metric definition: first group of REGEX in the logs")
     p.add_argument("--output", metavar="DIR_OR_S3", help="OutputDataConfig.S3OutputPath (default: ./output)")
-    p.add_argument("--instance-type", help="ResourceConfig.InstanceType (default ml.m5.large)")
-    p.add_argument("--instance-count", type=int, help="ResourceConfig.InstanceCount (hosts algo-1..N)")
-    p.add_argument("--max-runtime", type=int, metavar="SECONDS", help="StoppingCondition.MaxRuntimeInSeconds")
-    p.add_argument("--network-isolation", action="store_true", default=None, help="EnableNetworkIsolation")
+    _add_resource_flags(p, "ResourceConfig")
     p.add_argument(
         "--stop-grace",
         type=float,

@@ -20,10 +20,10 @@ from typing import Any
 from emulator import _session, constants
 from emulator._artifacts import iter_members, read_file
 from emulator._channels import stage_data
-from emulator._cluster import Cluster, LogSink, Outcome
+from emulator._cluster import Cluster, Outcome
 from emulator._job import ContainerJob
-from emulator.config import DEFAULT_ROLE_ARN, EmulatorConfig
-from emulator.docker_client import ContainerSpec, DockerSeam, Mount
+from emulator.config import DEFAULT_ROLE_ARN
+from emulator.docker_client import ContainerSpec, Mount
 from emulator.errors import InvalidSpec
 from emulator.instance_types import docker_limits
 from emulator.s3 import S3, is_s3
@@ -65,27 +65,17 @@ class ProcessingJob(ContainerJob):
     arn_resource = "processing-job"
     kind = "processing"
 
-    def __init__(
-        self,
-        request: Mapping[str, Any] | str | Path,
-        *,
-        config: EmulatorConfig | None = None,
-        docker: DockerSeam | None = None,
-        s3: S3 | None = None,
-        log_sink: LogSink | None = None,
-    ) -> None:
-        super().__init__(request, config=config, docker=docker, s3=s3, log_sink=log_sink)
-        now = _session.now()
-        self._describe = {
+    def _with_defaults(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return with_defaults(request)
+
+    def _base_describe(self) -> dict[str, Any]:
+        return {
             **{k: v for k, v in self.request.items() if k not in ("Tags", "ExperimentConfig")},
             "ProcessingJobArn": self.arn,
             "ProcessingJobStatus": "InProgress",
-            "CreationTime": now,
-            "LastModifiedTime": now,
+            "CreationTime": self._created,
+            "LastModifiedTime": self._created,
         }
-
-    def _with_defaults(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return with_defaults(request)
 
     def _image(self) -> str:
         return str(self.request["AppSpecification"]["ImageUri"])

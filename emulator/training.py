@@ -85,8 +85,6 @@ class TrainingJob(ContainerJob):
         ``record_tree`` lists, before the containers are removed, every file each host left under /opt/ml into
         :attr:`final_tree` (it reads the whole tree, input channels included). All exist for the contract suite."""
         super().__init__(request, config=config, docker=docker, s3=s3, log_sink=log_sink)
-        self._created = _session.now()
-        self._describe = self._base_describe()
         count = int(self.request["ResourceConfig"]["InstanceCount"])
         self._hosts = list(host_names) if host_names else [constants.host_name(i) for i in range(count)]
         if len(self._hosts) != count or len(set(self._hosts)) != count:

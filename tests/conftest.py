@@ -1,7 +1,11 @@
 """Shared fixtures for the project's own tests (unit and ``docker``-marked integration tests).
 
 * ``docker_available`` (session): pings the engine once; tests that need it are skipped with the reason.
-* ``probe_image`` (session): ``tests/images/probe`` built (or reused) as ``sagemaker-emulator-test/probe:latest``.
+* ``probe_image``, ``recorder_image`` (session): ``tests/images/<name>`` built (or reused) as
+  ``sagemaker-emulator-test/<name>:latest``; ``sample_image`` (session): ``sample_algorithm/`` as
+  ``sagemaker-emulator-sample:latest``; ``base_image``: the Python base they build on. All builds are
+  tests/images/build.py's (``image_builder``, session, is that module). ``iris_csv`` (session): the raw iris
+  CSV, written by a processing job on the sample image.
 * ``fast_config`` (session): an :class:`EmulatorConfig` with short stop grace periods and a private work dir.
 * ``emulator_pids`` (session): a set; add the pid of every ``python -m emulator`` subprocess a test starts, so
   the session-end check below also covers what those processes created.
@@ -14,7 +18,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -57,24 +62,83 @@ def docker_available() -> str:
 
 
 def _load_image_builder() -> ModuleType:
-    path = TESTS_DIR / "images" / "build.py"
-    spec = importlib.util.spec_from_file_location("_sm_emulator_test_image_build", path)
-    if spec is None or spec.loader is None or not path.is_file():
-        pytest.fail(f"{path} is missing: it provides build_test_image(name) for the test images")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """tests/images/build.py, loaded once (tests/broken_images/build.py finds the same module in sys.modules)."""
+    name = "_sm_emulator_test_image_build"
+    if name not in sys.modules:
+        path = TESTS_DIR / "images" / "build.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None or not path.is_file():
+            pytest.fail(f"{path} is missing: it builds the images the integration tests run")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 @pytest.fixture(scope="session")
-def probe_image(docker_available: str) -> str:
-    """The probe image (tests/images/probe), rebuilt only when its files changed."""
-    builder = _load_image_builder()
+def image_builder() -> ModuleType:
+    """tests/images/build.py as a module: ``base_image()``, ``build_image(...)``, ``ImageBuildError``, ..."""
+    return _load_image_builder()
+
+
+def _built(what: str, build: Callable[[], str]) -> str:
     try:
-        tag: str = builder.build_test_image("probe")
-    except builder.ImageBuildError as exc:
-        pytest.fail(f"cannot build the probe image: {exc}")
-    return tag
+        return build()
+    except _load_image_builder().ImageBuildError as exc:
+        pytest.fail(f"cannot build {what}: {exc}")
+
+
+@pytest.fixture(scope="session")
+def probe_image(docker_available: str, image_builder: ModuleType) -> str:
+    """The probe image (tests/images/probe), rebuilt only when its files changed."""
+    return _built("the probe image", lambda: image_builder.build_test_image("probe"))
+
+
+@pytest.fixture(scope="session")
+def recorder_image(docker_available: str, image_builder: ModuleType) -> str:
+    """The recorder image (tests/images/recorder), rebuilt only when its files changed."""
+    return _built("the recorder image", lambda: image_builder.build_test_image("recorder"))
+
+
+@pytest.fixture(scope="session")
+def sample_image(docker_available: str, image_builder: ModuleType) -> str:
+    """The sample algorithm's image (sagemaker-emulator-sample:latest), rebuilt only when sample_algorithm/ changed."""
+    return _built("the sample image", image_builder.ensure_sample_image)
+
+
+@pytest.fixture(scope="session")
+def iris_csv(sample_image: str, fast_config: EmulatorConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The raw iris CSV, written by a processing job that runs the sample image's own dataset helper."""
+    from emulator.processing import ProcessingJob
+
+    out = tmp_path_factory.mktemp("iris")
+    req = {
+        "AppSpecification": {
+            "ImageUri": sample_image,
+            "ContainerEntrypoint": ["python", "-m", "iris_tree.dataset", "/opt/ml/processing/output/raw/iris.csv"],
+        },
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "raw",
+                    "S3Output": {
+                        "S3Uri": str(out),
+                        "LocalPath": "/opt/ml/processing/output/raw",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+    }
+    result = ProcessingJob(req, config=fast_config.with_(stream_logs=False)).run()
+    assert result["ProcessingJobStatus"] == "Completed", result
+    return out / "iris.csv"
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_available: str, image_builder: ModuleType) -> str:
+    """The Python base image the test images build on (from scripts/ensure_base_image.sh)."""
+    return _built("the base image", image_builder.base_image)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE_IMAGE = "sagemaker-emulator-sample:latest"
 CHECK_IDS = [
     "test_t01_train_succeeds",
     "test_t02_command_resolves",
@@ -112,54 +110,6 @@ def _run_pytest(
         pytest.fail(f"pytest {' '.join(args)} did not finish within {timeout:g} s:\n{out[-5000:]}")
     cases = _junit(junit) if junit is not None and junit.is_file() else {}
     return SuiteRun(proc.returncode, out, cases)
-
-
-def _ensure_sample_image() -> str:
-    """Build the sample image unless it is up to date (tests/broken_images/build.py knows how)."""
-    path = REPO / "tests" / "broken_images" / "build.py"
-    if path.is_file():
-        spec = importlib.util.spec_from_file_location("_sm_emulator_broken_build", path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        image: str = module.ensure_sample_image()
-        return image
-    base = (
-        subprocess.run(
-            ["bash", str(REPO / "scripts" / "ensure_base_image.sh")],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    subprocess.run(
-        [
-            "docker",
-            "build",
-            "--network",
-            "host",
-            "--build-arg",
-            f"BASE_IMAGE={base}",
-            "-t",
-            SAMPLE_IMAGE,
-            str(REPO / "sample_algorithm"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=True,
-    )
-    return SAMPLE_IMAGE
-
-
-@pytest.fixture(scope="module")
-def sample_image(docker_available: str) -> str:
-    """The sample algorithm's image, built if needed."""
-    return _ensure_sample_image()
 
 
 @pytest.fixture(scope="module")

@@ -157,16 +157,7 @@ def assert_fails_with_fix(run: SuiteRun, check_id: str) -> None:
     )
 
 
-# -- fixtures ----------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def sample_image(docker_available: str) -> str:
-    """The sample algorithm's image, built (or reused) from sample_algorithm/."""
-    try:
-        return str(build.ensure_sample_image())
-    except build.ImageBuildError as exc:
-        pytest.fail(f"cannot build the sample image: {exc}")
-
-
+# -- broken images (sample_image is tests/conftest.py's fixture) -------------------------------------------------
 def _broken(check_id: str, sample_image: str) -> str:
     try:
         return str(build.build_broken_image(check_id, sample_image))

@@ -19,7 +19,6 @@ import pytest
 from emulator import _cli_jobs, cli
 from emulator.config import EmulatorConfig
 from emulator.pipelines import PipelineExecution
-from emulator.processing import ProcessingJob
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -37,38 +36,6 @@ def emulator_command() -> list[str]:
     if _cli_jobs.add_pipeline in cli._ADDERS:
         return [sys.executable, "-m", "emulator"]
     return [sys.executable, "-c", _SHIM]
-
-
-@pytest.fixture(scope="module")
-def sample_image(docker_available: str) -> str:
-    from test_processing import build_sample_image  # the same build-once helper (tests/integration is on sys.path)
-
-    return build_sample_image()
-
-
-@pytest.fixture(scope="module")
-def iris_csv(sample_image: str, fast_config: EmulatorConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("iris")
-    req = {
-        "AppSpecification": {
-            "ImageUri": sample_image,
-            "ContainerEntrypoint": ["python", "-m", "iris_tree.dataset", "/opt/ml/processing/output/raw/iris.csv"],
-        },
-        "ProcessingOutputConfig": {
-            "Outputs": [
-                {
-                    "OutputName": "raw",
-                    "S3Output": {
-                        "S3Uri": str(out),
-                        "LocalPath": "/opt/ml/processing/output/raw",
-                        "S3UploadMode": "EndOfJob",
-                    },
-                }
-            ]
-        },
-    }
-    assert ProcessingJob(req, config=fast_config.with_(stream_logs=False)).run()["ProcessingJobStatus"] == "Completed"
-    return out / "iris.csv"
 
 
 @pytest.fixture
@@ -93,19 +60,22 @@ def run_cli(emulator_pids: set[int], fast_config: EmulatorConfig, tmp_path: Path
     return run
 
 
-def test_sample_pipeline_end_to_end(run_cli: Any, iris_csv: Path, tmp_path: Path) -> None:
-    result = run_cli(
+def run_sample_pipeline(run_cli: Any, input_data: str, output_prefix: str, *extra: str) -> Any:
+    """``pipeline run sample_algorithm/pipeline.yaml`` with its InputData and OutputPrefix, then ``extra``."""
+    return run_cli(
         "pipeline",
         "run",
         str(SAMPLE_PIPELINE),
         "--param",
-        f"InputData={iris_csv}",
+        f"InputData={input_data}",
         "--param",
-        f"OutputPrefix={tmp_path / 'out'}",
-        "--stop-grace",
-        "2",
-        "--json",
+        f"OutputPrefix={output_prefix}",
+        *extra,
     )
+
+
+def test_sample_pipeline_end_to_end(run_cli: Any, iris_csv: Path, tmp_path: Path) -> None:
+    result = run_sample_pipeline(run_cli, str(iris_csv), str(tmp_path / "out"), "--stop-grace", "2", "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     steps = {s["StepName"]: s["StepStatus"] for s in report["PipelineExecutionSteps"]}
@@ -135,17 +105,7 @@ def test_sample_pipeline_end_to_end(run_cli: Any, iris_csv: Path, tmp_path: Path
 
 
 def test_sample_pipeline_else_branch_fails_with_the_message(run_cli: Any, iris_csv: Path, tmp_path: Path) -> None:
-    result = run_cli(
-        "pipeline",
-        "run",
-        str(SAMPLE_PIPELINE),
-        "--param",
-        f"InputData={iris_csv}",
-        "--param",
-        f"OutputPrefix={tmp_path / 'out'}",
-        "--param",
-        "AccuracyThreshold=1.1",
-    )
+    result = run_sample_pipeline(run_cli, str(iris_csv), str(tmp_path / "out"), "--param", "AccuracyThreshold=1.1")
     assert result.returncode == 1, result.stderr[-3000:]
     assert "AccuracyTooLow            Fail        Failed" in result.stderr
     assert "IrisModel-CreateModel     Model       NotExecuted" in result.stderr
@@ -169,17 +129,8 @@ def test_sample_pipeline_with_s3(run_cli: Any, iris_csv: Path) -> None:
         )
         s3.create_bucket(Bucket="iris")
         s3.upload_file(str(iris_csv), "iris", "raw/iris.csv")
-        result = run_cli(
-            "pipeline",
-            "run",
-            str(SAMPLE_PIPELINE),
-            "--s3-endpoint",
-            endpoint,
-            "--json",
-            "--param",
-            "InputData=s3://iris/raw/iris.csv",
-            "--param",
-            "OutputPrefix=s3://iris/runs",
+        result = run_sample_pipeline(
+            run_cli, "s3://iris/raw/iris.csv", "s3://iris/runs", "--s3-endpoint", endpoint, "--json"
         )
         assert result.returncode == 0, result.stderr[-3000:]
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="iris", Prefix="runs/")["Contents"]]

@@ -6,9 +6,7 @@ outlives MaxRuntimeInSeconds. Every container is removed (the session-end check 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,62 +18,6 @@ from emulator.processing import ProcessingJob
 from emulator.s3 import S3
 
 pytestmark = pytest.mark.docker
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE_DIR = REPO / "sample_algorithm"
-SAMPLE_IMAGE = "sagemaker-emulator-sample:latest"
-SAMPLE_HASH_LABEL = "sagemaker-emulator.sample-hash"  # the label tests/integration/test_sample_image.py uses
-
-
-def _builder() -> Any:
-    spec = importlib.util.spec_from_file_location("_sm_emulator_test_image_build", REPO / "tests/images/build.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def build_sample_image() -> str:
-    """The sample image, rebuilt only when sample_algorithm/ changed (same label and hash as the other tests)."""
-    builder = _builder()
-    wanted = builder.dir_hash(SAMPLE_DIR)
-    current = subprocess.run(
-        ["docker", "image", "inspect", "-f", f'{{{{ index .Config.Labels "{SAMPLE_HASH_LABEL}" }}}}', SAMPLE_IMAGE],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    if current.returncode == 0 and current.stdout.strip() == wanted:
-        return SAMPLE_IMAGE
-    build = subprocess.run(
-        [
-            "docker",
-            "build",
-            "-q",
-            "--network",
-            "host",
-            "--build-arg",
-            f"BASE_IMAGE={builder.base_image()}",
-            "--label",
-            f"{SAMPLE_HASH_LABEL}={wanted}",
-            "-t",
-            SAMPLE_IMAGE,
-            str(SAMPLE_DIR),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    assert build.returncode == 0, f"docker build of the sample failed:\n{build.stderr[-3000:]}"
-    return SAMPLE_IMAGE
-
-
-@pytest.fixture(scope="session")
-def sample_image(docker_available: str) -> str:
-    return build_sample_image()
 
 
 @pytest.fixture
@@ -105,22 +47,6 @@ def s3_input(name: str, source: Path | str, local: str) -> dict[str, Any]:
             "S3DataDistributionType": "FullyReplicated",
         },
     }
-
-
-@pytest.fixture(scope="session")
-def iris_csv(sample_image: str, fast_config: EmulatorConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The raw iris CSV, written by a processing job that runs the image's own dataset helper."""
-    out = tmp_path_factory.mktemp("iris")
-    req = {
-        "AppSpecification": {
-            "ImageUri": sample_image,
-            "ContainerEntrypoint": ["python", "-m", "iris_tree.dataset", "/opt/ml/processing/output/raw/iris.csv"],
-        },
-        "ProcessingOutputConfig": {"Outputs": [output("raw", out)]},
-    }
-    result = ProcessingJob(req, config=fast_config.with_(stream_logs=False)).run()
-    assert result["ProcessingJobStatus"] == "Completed", result
-    return out / "iris.csv"
 
 
 def split_request(image: str, source: str, destination: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ container publishes its port on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,17 +14,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE_DIR = REPO / "sample_algorithm"
 IMAGE = os.environ.get("SAMPLE_IMAGE", "sagemaker-emulator-sample:latest")
-HASH_LABEL = "sagemaker-emulator.sample-hash"
 TEST_LABEL = "sagemaker-emulator.test=1"
-IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 GOOD_ROWS = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n"
 
 
@@ -36,47 +32,14 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
     return result
 
 
-def sample_dir_hash() -> str:
-    """A hash of what goes into the image (paths, contents, executable bits), caches left out."""
-    digest = hashlib.sha256()
-    for path in sorted(SAMPLE_DIR.rglob("*")):
-        rel = path.relative_to(SAMPLE_DIR)
-        if not path.is_file() or IGNORED_PARTS.intersection(rel.parts) or path.suffix in (".pyc", ".pyo"):
-            continue
-        digest.update(f"{rel.as_posix()}\0{os.access(path, os.X_OK)}\0".encode())
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()[:16]
-
-
-def base_image() -> str:
-    result = subprocess.run(
-        ["bash", str(REPO / "scripts" / "ensure_base_image.sh")], capture_output=True, text=True, timeout=900
-    )
-    if result.returncode != 0:
-        pytest.fail(f"scripts/ensure_base_image.sh failed:\n{result.stderr}")
-    return result.stdout.strip().splitlines()[-1]
-
-
 @pytest.fixture(scope="session")
-def sample_image() -> str:
-    """The sample image, rebuilt only when sample_algorithm/ changed since the last build."""
-    if shutil.which("docker") is None:
-        pytest.skip("docker CLI not installed")
+def sample_image(docker_available: str, image_builder: ModuleType) -> str:
+    """The sample image as tests/conftest.py builds it, but tagged $SAMPLE_IMAGE when that is set."""
     try:
-        info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
-    except subprocess.TimeoutExpired:
-        pytest.skip("docker engine not reachable (docker info timed out)")
-    if info.returncode != 0:
-        pytest.skip(f"docker engine not reachable: {info.stderr.strip()[:200]}")
-    wanted = sample_dir_hash()
-    current = docker("image", "inspect", "-f", f'{{{{ index .Config.Labels "{HASH_LABEL}" }}}}', IMAGE, check=False)
-    if current.returncode == 0 and current.stdout.strip() == wanted:
-        return IMAGE
-    build = ["build", "--force-rm", "--network", "host", "--build-arg", f"BASE_IMAGE={base_image()}"]
-    build += ["--label", f"{HASH_LABEL}={wanted}", "-t", IMAGE, str(SAMPLE_DIR)]
-    docker(*build, timeout=1800)
-    return IMAGE
+        image: str = image_builder.ensure_sample_image(IMAGE)
+    except image_builder.ImageBuildError as exc:
+        pytest.fail(f"cannot build the sample image: {exc}")
+    return image
 
 
 def _user_args() -> list[str]:

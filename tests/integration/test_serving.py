@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import subprocess
 import tarfile
@@ -21,23 +20,6 @@ from emulator.serving import Endpoint, invoke_endpoint
 
 pytestmark = pytest.mark.docker
 
-BUILD_PY = Path(__file__).resolve().parents[1] / "images" / "build.py"
-
-
-def build_test_image(name: str) -> str:
-    spec = importlib.util.spec_from_file_location("_sm_emulator_test_image_build", BUILD_PY)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    tag: str = module.build_test_image(name)
-    return tag
-
-
-@pytest.fixture(scope="module")
-def recorder(docker_available: str) -> str:
-    return build_test_image("recorder")
-
 
 @pytest.fixture
 def config(fast_config: EmulatorConfig) -> EmulatorConfig:
@@ -55,10 +37,10 @@ def containers_of(name: str) -> list[str]:
     return out.stdout.split()
 
 
-def test_two_endpoints_run_at_once_on_their_own_ports(recorder: str, config: EmulatorConfig) -> None:
+def test_two_endpoints_run_at_once_on_their_own_ports(recorder_image: str, config: EmulatorConfig) -> None:
     with (
-        Endpoint(recorder, environment={"RECORDER_CONTENT_TYPE": "text/one"}, config=config) as one,
-        Endpoint(recorder, environment={"RECORDER_CONTENT_TYPE": "text/two"}, config=config) as two,
+        Endpoint(recorder_image, environment={"RECORDER_CONTENT_TYPE": "text/one"}, config=config) as one,
+        Endpoint(recorder_image, environment={"RECORDER_CONTENT_TYPE": "text/two"}, config=config) as two,
     ):
         assert one.port != two.port
         assert one.invoke(b"a")["ContentType"] == "text/one"
@@ -69,8 +51,8 @@ def test_two_endpoints_run_at_once_on_their_own_ports(recorder: str, config: Emu
     assert containers_of(two.name) == []
 
 
-def test_readiness_fails_at_once_when_the_container_exits(recorder: str, config: EmulatorConfig) -> None:
-    ep = Endpoint(recorder, environment={"RECORDER_EXIT_AT_START": "3"}, startup_timeout_s=120, config=config)
+def test_readiness_fails_at_once_when_the_container_exits(recorder_image: str, config: EmulatorConfig) -> None:
+    ep = Endpoint(recorder_image, environment={"RECORDER_EXIT_AT_START": "3"}, startup_timeout_s=120, config=config)
     start = time.monotonic()
     with pytest.raises(EndpointNotReady) as info:
         ep.start()
@@ -82,8 +64,8 @@ def test_readiness_fails_at_once_when_the_container_exits(recorder: str, config:
     assert containers_of(ep.name) == []
 
 
-def test_readiness_timeout_is_configurable(recorder: str, config: EmulatorConfig) -> None:
-    ep = Endpoint(recorder, environment={"RECORDER_PING_STATUS": "500"}, startup_timeout_s=1.5, config=config)
+def test_readiness_timeout_is_configurable(recorder_image: str, config: EmulatorConfig) -> None:
+    ep = Endpoint(recorder_image, environment={"RECORDER_PING_STATUS": "500"}, startup_timeout_s=1.5, config=config)
     start = time.monotonic()
     with pytest.raises(EndpointNotReady, match=r"within 1.5s \(last answer: HTTP 500\)"):
         ep.start()
@@ -91,16 +73,16 @@ def test_readiness_timeout_is_configurable(recorder: str, config: EmulatorConfig
     assert containers_of(ep.name) == []
 
 
-def test_a_slow_bind_is_waited_for(recorder: str, config: EmulatorConfig) -> None:
-    with Endpoint(recorder, environment={"RECORDER_BIND_DELAY_S": "1"}, config=config) as ep:
+def test_a_slow_bind_is_waited_for(recorder_image: str, config: EmulatorConfig) -> None:
+    with Endpoint(recorder_image, environment={"RECORDER_BIND_DELAY_S": "1"}, config=config) as ep:
         assert ep.ready_after_s is not None
         assert ep.ready_after_s >= 1
         assert ep.ping() == 200
 
 
-def test_4xx_and_5xx_are_model_errors(recorder: str, config: EmulatorConfig) -> None:
+def test_4xx_and_5xx_are_model_errors(recorder_image: str, config: EmulatorConfig) -> None:
     env = {"RECORDER_FAIL_ON": "bad", "RECORDER_FAIL_STATUS": "422"}
-    with Endpoint(recorder, environment=env, config=config) as ep:
+    with Endpoint(recorder_image, environment=env, config=config) as ep:
         with pytest.raises(ModelError) as info:
             ep.invoke(b"a bad row", content_type="text/csv")
         assert info.value.original_status_code == 422
@@ -109,8 +91,8 @@ def test_4xx_and_5xx_are_model_errors(recorder: str, config: EmulatorConfig) -> 
         assert ep.invoke(b"good")["Body"] == b"good"
 
 
-def test_payload_limits(recorder: str, config: EmulatorConfig) -> None:
-    with Endpoint(recorder, config=config) as ep:
+def test_payload_limits(recorder_image: str, config: EmulatorConfig) -> None:
+    with Endpoint(recorder_image, config=config) as ep:
         with pytest.raises(ValidationError, match="6 MiB"):
             ep.invoke(b"x" * (MAX_PAYLOAD_BYTES + 1))
         assert len(ep.invoke(b"y" * MAX_PAYLOAD_BYTES)["Body"]) == MAX_PAYLOAD_BYTES
@@ -118,8 +100,8 @@ def test_payload_limits(recorder: str, config: EmulatorConfig) -> None:
         assert [r["size"] for r in seen] == [MAX_PAYLOAD_BYTES]
 
 
-def test_invocation_timeout_is_model_error_0(recorder: str, config: EmulatorConfig) -> None:
-    with Endpoint(recorder, environment={"RECORDER_SLEEP_S": "5"}, invocation_timeout_s=1, config=config) as ep:
+def test_invocation_timeout_is_model_error_0(recorder_image: str, config: EmulatorConfig) -> None:
+    with Endpoint(recorder_image, environment={"RECORDER_SLEEP_S": "5"}, invocation_timeout_s=1, config=config) as ep:
         start = time.monotonic()
         with pytest.raises(ModelError, match=r"Received server error \(0\) from primary") as info:
             ep.invoke(b"x")
@@ -127,10 +109,10 @@ def test_invocation_timeout_is_model_error_0(recorder: str, config: EmulatorConf
         assert info.value.original_status_code == 0
 
 
-def test_stop_sends_sigterm_then_removes(recorder: str, config: EmulatorConfig) -> None:
+def test_stop_sends_sigterm_then_removes(recorder_image: str, config: EmulatorConfig) -> None:
     lines: list[str] = []
     with Endpoint(
-        recorder,
+        recorder_image,
         environment={"RECORDER_TERM_DELAY_S": "0.5"},
         config=config,
         log_sink=lambda host, line: lines.append(line),
@@ -144,9 +126,9 @@ def test_stop_sends_sigterm_then_removes(recorder: str, config: EmulatorConfig) 
     assert containers_of(ep.name) == []
 
 
-def test_sigkill_after_the_grace_period(recorder: str, config: EmulatorConfig) -> None:
+def test_sigkill_after_the_grace_period(recorder_image: str, config: EmulatorConfig) -> None:
     cfg = config.with_(serving_stop_grace_s=1)
-    with Endpoint(recorder, environment={"RECORDER_IGNORE_SIGTERM": "1"}, config=cfg) as ep:
+    with Endpoint(recorder_image, environment={"RECORDER_IGNORE_SIGTERM": "1"}, config=cfg) as ep:
         pass
     assert ep.stop_result is not None
     assert ep.stop_result.killed is True
@@ -155,28 +137,30 @@ def test_sigkill_after_the_grace_period(recorder: str, config: EmulatorConfig) -
     assert containers_of(ep.name) == []
 
 
-def test_the_model_is_extracted_and_mounted_read_only(recorder: str, config: EmulatorConfig, tmp_path: Path) -> None:
+def test_the_model_is_extracted_and_mounted_read_only(
+    recorder_image: str, config: EmulatorConfig, tmp_path: Path
+) -> None:
     archive = tmp_path / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
         for name in ("model.bin", "sub/vocab.txt"):
             info = tarfile.TarInfo(name)
             info.size = 3
             tf.addfile(info, io.BytesIO(b"abc"))
-    with Endpoint(recorder, model_data=str(archive), config=config) as ep:
+    with Endpoint(recorder_image, model_data=str(archive), config=config) as ep:
         model = requests.get(ep.url + "/_model", timeout=10).json()
     assert model == {"files": ["model.bin", "sub/vocab.txt"], "writable": False}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tar.gz"]
 
 
-def test_invoke_endpoint_finds_a_running_endpoint_by_name(recorder: str, config: EmulatorConfig) -> None:
-    with Endpoint(recorder, name="find-me-by-name", config=config):
+def test_invoke_endpoint_finds_a_running_endpoint_by_name(recorder_image: str, config: EmulatorConfig) -> None:
+    with Endpoint(recorder_image, name="find-me-by-name", config=config):
         out = invoke_endpoint("find-me-by-name", b"hi", content_type="text/plain", config=config)
     assert out["Body"] == b"hi"
 
 
-def test_concurrent_invocations(recorder: str, config: EmulatorConfig) -> None:
+def test_concurrent_invocations(recorder_image: str, config: EmulatorConfig) -> None:
     results: list[Any] = []
-    with Endpoint(recorder, environment={"RECORDER_SLEEP_S": "0.2"}, config=config) as ep:
+    with Endpoint(recorder_image, environment={"RECORDER_SLEEP_S": "0.2"}, config=config) as ep:
         threads = [
             threading.Thread(target=lambda i=i: results.append(ep.invoke(str(i).encode())["Body"])) for i in range(8)
         ]

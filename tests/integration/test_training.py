@@ -37,7 +37,6 @@ from emulator.training import TrainingJob
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIG = "/opt/ml/input/config"
 DATA = "/opt/ml/input/data"
 #: Multi-host probes start a moment late, so that every peer has started (and is in Docker's DNS) when they look
@@ -172,6 +171,20 @@ def cli_env(work_dir: Path) -> dict[str, str]:
     return env
 
 
+def start_cli(*args: str, cwd: Path, work: Path, pids: set[int]) -> subprocess.Popen[str]:
+    """Start ``python -m emulator ARGS`` in ``cwd`` (temp dirs in ``work``); its pid goes into ``pids``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", *args],
+        cwd=cwd,
+        env=cli_env(work),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pids.add(proc.pid)  # its containers carry this pid: the session-end leak check covers them
+    return proc
+
+
 @dataclass
 class CliRun:
     returncode: int
@@ -187,15 +200,7 @@ def cli(tmp_path: Path, emulator_pids: set[int], fast_config: EmulatorConfig) ->
     work.mkdir()
 
     def run(*args: str, timeout: float = 120) -> CliRun:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "emulator", *args],
-            cwd=tmp_path,
-            env=cli_env(work),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        emulator_pids.add(proc.pid)
+        proc = start_cli(*args, cwd=tmp_path, work=work, pids=emulator_pids)
         try:
             out, err = proc.communicate(timeout=timeout)
         finally:
@@ -607,30 +612,22 @@ def test_interrupting_the_cli_cleans_up_and_exits_130(
     work = tmp_path / "work"
     work.mkdir()
     name = unique("ctrlc")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "emulator",
-            "train",
-            "--image",
-            probe_image,
-            "--job-name",
-            name,
-            "--env",
-            "PROBE_SLEEP_S=60",
-            "--output",
-            str(tmp_path / "out"),
-            "--stop-grace",
-            "2",
-        ],
+    proc = start_cli(
+        "train",
+        "--image",
+        probe_image,
+        "--job-name",
+        name,
+        "--env",
+        "PROBE_SLEEP_S=60",
+        "--output",
+        str(tmp_path / "out"),
+        "--stop-grace",
+        "2",
         cwd=tmp_path,
-        env=cli_env(work),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        work=work,
+        pids=emulator_pids,
     )
-    emulator_pids.add(proc.pid)
     try:
         deadline = time.monotonic() + 60
         while not docker_cli("ps", "-q", "--filter", f"label={LABEL_JOB}={name}", "--filter", "status=running"):
@@ -661,14 +658,8 @@ def test_missing_image_exits_2_and_leaves_nothing(cli: Callable[..., CliRun]) ->
     assert "'sagemaker-emulator-test/no-such-image:latest' is not present locally" in error
 
 
-def test_image_without_train_is_a_one_line_error_naming_train(cli: Callable[..., CliRun]) -> None:
-    base = subprocess.run(
-        ["bash", str(REPO / "scripts" / "ensure_base_image.sh")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    ).stdout.split()[-1]
+def test_image_without_train_is_a_one_line_error_naming_train(cli: Callable[..., CliRun], base_image: str) -> None:
+    base = base_image
     run = cli("train", "--image", base, "--output", "out")
     assert run.returncode != 0
     assert "Traceback" not in run.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
 import threading
@@ -19,23 +18,7 @@ from emulator.transform import TransformJob
 
 pytestmark = pytest.mark.docker
 
-BUILD_PY = Path(__file__).resolve().parents[1] / "images" / "build.py"
 MIB = 1024 * 1024
-
-
-def build_test_image(name: str) -> str:
-    spec = importlib.util.spec_from_file_location("_sm_emulator_test_image_build", BUILD_PY)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    tag: str = module.build_test_image(name)
-    return tag
-
-
-@pytest.fixture(scope="module")
-def recorder(docker_available: str) -> str:
-    return build_test_image("recorder")
 
 
 @pytest.fixture
@@ -60,9 +43,9 @@ def request(inputs: Path | str, outputs: Path | str, **overrides: Any) -> dict[s
 
 
 def run(
-    recorder: str, config: EmulatorConfig, req: dict[str, Any], env: dict[str, str] | None = None, **kwargs: Any
+    image: str, config: EmulatorConfig, req: dict[str, Any], env: dict[str, str] | None = None, **kwargs: Any
 ) -> tuple[TransformJob, dict[str, Any]]:
-    models = {"recorder": {"PrimaryContainer": {"Image": recorder, "Environment": env or {}}}}
+    models = {"recorder": {"PrimaryContainer": {"Image": image, "Environment": env or {}}}}
     job = TransformJob(req, models=models, config=config, **kwargs)
     return job, job.run()
 
@@ -72,14 +55,14 @@ def lines(n: int, width: int = 10) -> str:
 
 
 def test_batches_fit_max_payload_run_concurrently_and_stay_in_order(
-    recorder: str, config: EmulatorConfig, tmp_path: Path
+    recorder_image: str, config: EmulatorConfig, tmp_path: Path
 ) -> None:
     (tmp_path / "in").mkdir()
     text = lines(40_000, 60)  # about 2.9 MB
     (tmp_path / "in" / "rows.csv").write_text(text)
     req = request(tmp_path / "in", tmp_path / "out", MaxConcurrentTransforms=4, MaxPayloadInMB=1)
     env = {"RECORDER_RESPONSE": "size", "RECORDER_SLEEP_S": "0.3"}
-    _, result = run(recorder, config, req, env)
+    _, result = run(recorder_image, config, req, env)
     assert result["TransformJobStatus"] == "Completed", result.get("FailureReason")
     sizes = [int(line.split()[0]) for line in (tmp_path / "out" / "rows.csv.out").read_text().splitlines()]
     assert max(sizes) <= MIB
@@ -94,13 +77,13 @@ def test_batches_fit_max_payload_run_concurrently_and_stay_in_order(
 
 
 def test_concurrency_reaches_max_concurrent_transforms_and_order_holds(
-    recorder: str, config: EmulatorConfig, tmp_path: Path
+    recorder_image: str, config: EmulatorConfig, tmp_path: Path
 ) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.csv").write_text(lines(200))
     env = {"RECORDER_RESPONSE": "lines", "RECORDER_SLEEP_ON": "3", "RECORDER_SLEEP_S": "0.05"}
     req = request(tmp_path / "in", tmp_path / "out", MaxConcurrentTransforms=4, BatchStrategy="SingleRecord")
-    _, result = run(recorder, config, req, env)
+    _, result = run(recorder_image, config, req, env)
     assert result["TransformJobStatus"] == "Completed", result.get("FailureReason")
     out = (tmp_path / "out" / "x.csv.out").read_text().splitlines()
     assert [line.split(":", 2)[2] for line in out] == lines(200).splitlines()
@@ -111,13 +94,13 @@ def test_concurrency_reaches_max_concurrent_transforms_and_order_holds(
 
 @pytest.mark.parametrize("spelling", ["MULTI_RECORD", "MultiRecord"])
 def test_execution_parameters_and_batch_env(
-    recorder: str, config: EmulatorConfig, tmp_path: Path, spelling: str
+    recorder_image: str, config: EmulatorConfig, tmp_path: Path, spelling: str
 ) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.csv").write_text(lines(100))
     params = {"MaxConcurrentTransforms": 2, "BatchStrategy": spelling, "MaxPayloadInMB": 3}
     env = {"RECORDER_EXECUTION_PARAMETERS": json.dumps(params), "RECORDER_RESPONSE": "env"}
-    _, result = run(recorder, config, request(tmp_path / "in", tmp_path / "out"), env)
+    _, result = run(recorder_image, config, request(tmp_path / "in", tmp_path / "out"), env)
     assert result["TransformJobStatus"] == "Completed", result.get("FailureReason")
     assert (result["MaxConcurrentTransforms"], result["MaxPayloadInMB"], result["BatchStrategy"]) == (
         2,
@@ -128,13 +111,13 @@ def test_execution_parameters_and_batch_env(
     assert seen == [{"SAGEMAKER_BATCH": "true"}]  # one MultiRecord request; nothing the request did not set
 
 
-def test_batch_env_when_the_request_sets_it(recorder: str, config: EmulatorConfig, tmp_path: Path) -> None:
+def test_batch_env_when_the_request_sets_it(recorder_image: str, config: EmulatorConfig, tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.csv").write_text("1\n")
     req = request(
         tmp_path / "in", tmp_path / "out", MaxConcurrentTransforms=2, MaxPayloadInMB=5, BatchStrategy="SingleRecord"
     )
-    _, result = run(recorder, config, req, {"RECORDER_RESPONSE": "env"})
+    _, result = run(recorder_image, config, req, {"RECORDER_RESPONSE": "env"})
     assert result["TransformJobStatus"] == "Completed", result.get("FailureReason")
     assert json.loads((tmp_path / "out" / "a.csv.out").read_text()) == {
         "SAGEMAKER_BATCH": "true",
@@ -144,7 +127,7 @@ def test_batch_env_when_the_request_sets_it(recorder: str, config: EmulatorConfi
     }
 
 
-def test_max_payload_0_is_sent_chunked(recorder: str, config: EmulatorConfig, tmp_path: Path) -> None:
+def test_max_payload_0_is_sent_chunked(recorder_image: str, config: EmulatorConfig, tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "blob.bin").write_bytes(os.urandom(9 * MIB))
     req = request(
@@ -154,27 +137,31 @@ def test_max_payload_0_is_sent_chunked(recorder: str, config: EmulatorConfig, tm
         TransformInput={"SplitType": "None", "ContentType": "application/octet-stream"},
         TransformOutput={"AssembleWith": "None", "Accept": "text/plain"},
     )
-    _, result = run(recorder, config, req, {"RECORDER_RESPONSE": "size"})
+    _, result = run(recorder_image, config, req, {"RECORDER_RESPONSE": "size"})
     assert result["TransformJobStatus"] == "Completed", result.get("FailureReason")
     assert (tmp_path / "out" / "blob.bin.out").read_text() == f"{9 * MIB} chunked=True\n"
 
 
-def test_gzip_input_and_data_processing_join(recorder: str, config: EmulatorConfig, tmp_path: Path) -> None:
+def test_gzip_input_and_data_processing_join(recorder_image: str, config: EmulatorConfig, tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "rows.csv.gz").write_bytes(gzip.compress(b"a,1,2\nb,3,4\nc,5,6\n"))
     dp = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
     req = request(tmp_path / "in", tmp_path / "out", DataProcessing=dp, TransformInput={"CompressionType": "Gzip"})
-    _, result = run(recorder, config, req, {"RECORDER_RESPONSE": "sum"})
+    _, result = run(recorder_image, config, req, {"RECORDER_RESPONSE": "sum"})
     assert result["TransformJobStatus"] == "Completed", result.get("FailureReason")
     assert (tmp_path / "out" / "rows.csv.gz.out").read_text() == "a,3\nb,7\nc,11\n"
 
 
-def test_a_failed_file_has_no_output_and_the_others_do(recorder: str, config: EmulatorConfig, tmp_path: Path) -> None:
+def test_a_failed_file_has_no_output_and_the_others_do(
+    recorder_image: str, config: EmulatorConfig, tmp_path: Path
+) -> None:
     (tmp_path / "in" / "nested").mkdir(parents=True)
     (tmp_path / "in" / "good.csv").write_text(lines(50))
     (tmp_path / "in" / "nested" / "bad.csv").write_text("1,2\nexplode,3\n")
     (tmp_path / "in" / "nested" / "zgood.csv").write_text(lines(5))
-    job, result = run(recorder, config, request(tmp_path / "in", tmp_path / "out"), {"RECORDER_FAIL_ON": "explode"})
+    job, result = run(
+        recorder_image, config, request(tmp_path / "in", tmp_path / "out"), {"RECORDER_FAIL_ON": "explode"}
+    )
     assert result["TransformJobStatus"] == "Failed"
     assert "nested/bad.csv, records 1-2: Received client error (400)" in result["FailureReason"]
     assert "bad record: explode,3" in result["FailureReason"]
@@ -183,12 +170,12 @@ def test_a_failed_file_has_no_output_and_the_others_do(recorder: str, config: Em
     assert [f.status for f in job.files] == ["Completed", "Failed", "Completed"]
 
 
-def test_s3_in_and_out(recorder: str, config: EmulatorConfig) -> None:
+def test_s3_in_and_out(recorder_image: str, config: EmulatorConfig) -> None:
     with S3(config) as s3:
         s3.client.create_bucket(Bucket="data")
         s3.put_bytes("s3://data/in/2024/01.csv", lines(1000).encode())
         s3.put_bytes("s3://data/in/2024/02.csv", lines(10).encode())
-        models = {"recorder": {"PrimaryContainer": {"Image": recorder}}}
+        models = {"recorder": {"PrimaryContainer": {"Image": recorder_image}}}
         job = TransformJob(request("s3://data/in/", "s3://data/results"), models=models, config=config, s3=s3)
         result = job.run()
         assert result["TransformJobStatus"] == "Completed", result.get("FailureReason")
@@ -221,7 +208,7 @@ def rss_peak() -> Iterator[dict[str, int]]:
 
 @pytest.mark.slow
 def test_memory_stays_flat_on_a_200_mb_input(
-    recorder: str, config: EmulatorConfig, tmp_path: Path, rss_peak: dict[str, int]
+    recorder_image: str, config: EmulatorConfig, tmp_path: Path, rss_peak: dict[str, int]
 ) -> None:
     (tmp_path / "in").mkdir()
     row = ",".join(["1.2345"] * 150) + "\n"  # about 1 KB per record
@@ -231,7 +218,7 @@ def test_memory_stays_flat_on_a_200_mb_input(
             f.write(row * 1000)
     size = path.stat().st_size
     req = request(tmp_path / "in", tmp_path / "out", MaxConcurrentTransforms=2, MaxPayloadInMB=6)
-    _, result = run(recorder, config, req, {"RECORDER_RESPONSE": "size"})
+    _, result = run(recorder_image, config, req, {"RECORDER_RESPONSE": "size"})
     assert result["TransformJobStatus"] == "Completed", result.get("FailureReason")
     sent = sum(int(line.split()[0]) for line in (tmp_path / "out" / "big.csv.out").read_text().splitlines())
     assert sent == size

@@ -1,180 +1,28 @@
 """Endpoint and InvokeEndpoint mapping without a Docker engine.
 
-A fake docker seam stands in for the engine; each fake "container" runs the recorder image's own request
+A fake docker seam (_fakes.py) stands in for the engine; each fake "container" runs the recorder image's own request
 handler (tests/images/recorder/serve.py, configured by the container's RECORDER_* environment) on a
 127.0.0.1 port, so the unit and the integration tests exercise the same server.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import io
-import itertools
-import queue
 import signal
-import socket
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import requests
+from _fakes import CONFIG, IMAGE, FakeDocker
 
 from emulator._invocations import TIMEOUT_MESSAGE, Invoker
-from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_KIND, LABEL_SESSION, MAX_PAYLOAD_BYTES, MODEL_DIR, OPT_ML
-from emulator.docker_client import ContainerSpec, ContainerState, ImageInfo
-from emulator.errors import ContainerFailed, EndpointNotReady, InvalidSpec, ModelError, ValidationError
+from emulator.errors import EndpointNotReady, InvalidSpec, ModelError, ValidationError
 from emulator.serving import Endpoint, ModelDefinition, create_model, delete_model, get_model, invoke_endpoint
-
-RECORDER = Path(__file__).resolve().parents[1] / "images" / "recorder" / "serve.py"
-IMAGE = "sagemaker-emulator-test/recorder:latest"
-_ids = itertools.count(1)
-
-
-# -- the fake engine ----------------------------------------------------------------------------------------
-def load_recorder(env: dict[str, str]) -> ModuleType:
-    """A fresh copy of the recorder's server module whose ENV is ``env``."""
-    spec = importlib.util.spec_from_file_location(f"recorder_{next(_ids)}", RECORDER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.ENV = dict(env)  # type: ignore[attr-defined]
-    return module
-
-
-class _Server(ThreadingHTTPServer):
-    """A threaded server whose kill() also drops open keep-alive connections, as a dying process does."""
-
-    daemon_threads = True
-
-    def __init__(self, handler: Any) -> None:
-        super().__init__(("127.0.0.1", 0), handler)
-        self.connections: list[socket.socket] = []
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self.connections.append(request)
-        super().process_request(request, client_address)
-
-    def kill(self) -> None:
-        self.shutdown()
-        self.server_close()
-        for conn in self.connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
-class FakeContainer:
-    def __init__(self, spec: ContainerSpec) -> None:
-        self.spec = spec
-        self.env = dict(spec.environment)
-        self.recorder = load_recorder(self.env)
-        self.server: _Server | None = None
-        self.exited = threading.Event()
-        self.code: int | None = None
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.log: list[str] = []
-        self.signals: list[int] = []
-
-    def say(self, line: str) -> None:
-        self.log.append(line)
-        self.lines.put(line)
-
-    def start(self) -> None:
-        if "RECORDER_EXIT_AT_START" in self.env:
-            self.say("recorder: exiting at start as RECORDER_EXIT_AT_START asks")
-            self.exit(int(self.env["RECORDER_EXIT_AT_START"]))
-            return
-        self.server = _Server(self.recorder.Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
-        self.say("recorder: listening")
-
-    def exit(self, code: int) -> None:
-        if self.exited.is_set():
-            return
-        if self.server is not None:
-            self.server.kill()
-        self.code = code
-        self.exited.set()
-        self.lines.put(None)
-
-
-class FakeDocker:
-    """The DockerSeam operations Endpoint uses, against in-process servers."""
-
-    def __init__(self) -> None:
-        self.containers: dict[str, FakeContainer] = {}
-        self.removed: list[str] = []
-
-    def only(self) -> FakeContainer:
-        assert len(self.containers) == 1
-        return next(iter(self.containers.values()))
-
-    def image_info(self, image: str) -> ImageInfo:
-        return ImageInfo(id="sha256:fake", entrypoint=None, cmd=None, user="", labels={}, env=[])
-
-    def create(self, spec: ContainerSpec) -> str:
-        cid = f"{next(_ids):064x}"
-        self.containers[cid] = FakeContainer(spec)
-        return cid
-
-    def start(self, container_id: str) -> None:
-        self.containers[container_id].start()
-
-    def wait(self, container_id: str, timeout_s: float | None = None) -> int | None:
-        c = self.containers[container_id]
-        return c.code if c.exited.wait(timeout_s) else None
-
-    def signal(self, container_id: str, sig: int) -> None:
-        c = self.containers[container_id]
-        c.signals.append(sig)
-        if sig == signal.SIGKILL:
-            c.exit(137)
-        elif c.env.get("RECORDER_IGNORE_SIGTERM") != "1":
-            c.exit(0)
-
-    def state(self, container_id: str) -> ContainerState:
-        c = self.containers[container_id]
-        return ContainerState("exited" if c.exited.is_set() else "running", c.code or 0, False)
-
-    def iter_log_lines(self, container_id: str) -> Iterator[str]:
-        c = self.containers[container_id]
-        while (line := c.lines.get()) is not None:
-            yield line
-
-    def logs_tail(self, container_id: str, lines: int = 50) -> str:
-        if container_id in self.removed:
-            return ""
-        return "\n".join(self.containers[container_id].log[-lines:]) + "\n"
-
-    def host_port(self, container_id: str, port: int) -> int:
-        c = self.containers[container_id]
-        if c.server is None:
-            raise ContainerFailed(f"Docker did not publish port {port} of the container")
-        return int(c.server.server_address[1])
-
-    def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
-        return iter(())
-
-    def remove(self, container_id: str) -> None:
-        self.containers[container_id].exit(137)
-        self.removed.append(container_id)
-
-    def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> str:
-        raise AssertionError("endpoints need no network")
-
-    def remove_network(self, network_id: str) -> None:
-        raise AssertionError("endpoints need no network")
-
-
-CONFIG = EmulatorConfig(stream_logs=False, serving_stop_grace_s=0.5, startup_timeout_s=5)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""TransformJob without a Docker engine: the fake engine of test_serving_unit runs the recorder in-process."""
+"""TransformJob without a Docker engine: the fake engine of _fakes.py runs the recorder in-process."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fakes import CONFIG, IMAGE, FakeDocker
 from botocore.model import ListShape, MapShape, Shape, StructureShape
-from test_serving_unit import CONFIG, IMAGE, FakeDocker
 
 from emulator._batching import FileProgress, ProgressPrinter
 from emulator.errors import InputNotFound, InvalidSpec
