@@ -17,12 +17,16 @@ from emulator.errors import (
     EndpointNotReady,
     ImageNotFound,
     InputNotFound,
+    Interrupted,
     InvalidSpec,
     ModelError,
     ValidationError,
 )
+from emulator.pipelines import PipelineExecution
 from emulator.processing import ProcessingJob
+from emulator.serving import Endpoint
 from emulator.training import TrainingJob
+from emulator.transform import TransformJob
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -31,12 +35,16 @@ __all__ = [
     "DockerUnavailable",
     "EmulatorConfig",
     "EmulatorError",
+    "Endpoint",
     "EndpointNotReady",
     "ImageNotFound",
     "InputNotFound",
+    "Interrupted",
     "InvalidSpec",
     "ModelError",
+    "PipelineExecution",
     "ProcessingJob",
     "TrainingJob",
+    "TransformJob",
     "ValidationError",
 ]
