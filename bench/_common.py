@@ -18,6 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ def run_child(
     cmd: list[str], *, timeout_s: float, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> ChildRun:
     """Run ``cmd``; its peak RSS comes from ``wait4``'s rusage of exactly that child (``ru_maxrss``)."""
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-child-{secrets.token_hex(4)}"
+    out_path = Path(tempfile.gettempdir()) / f"bench-child-{secrets.token_hex(4)}"
     start = now()
     with open(f"{out_path}.out", "w+") as out, open(f"{out_path}.err", "w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)

@@ -1,7 +1,7 @@
 """5. The SageMaker Python SDK's local mode on the same training and transform, when it can run here.
 
-Local mode runs in a separate venv under /tmp (``$SM_BENCH_LOCALMODE_VENV``, default
-/tmp/bench-localmode-venv, made with ``pip install sagemaker==2.257.7`` when missing: never the project's
+Local mode runs in a separate venv (``$SM_BENCH_LOCALMODE_VENV``, default ``bench-localmode-venv`` in the
+system temp dir, made with ``pip install sagemaker==2.257.7`` when missing: never the project's
 environment) and needs docker compose (v1 from Debian's ``docker-compose`` package is what
 local-mode-measured.md used). It gets fake credentials, ``file://`` inputs and outputs, telemetry off and
 ``AWS_ENDPOINT_URL`` and HTTP(S)_PROXY on 127.0.0.1:9 so that no AWS or web call can leave the machine
@@ -46,7 +46,7 @@ from bench._common import (
 )
 
 SDK_VERSION = "2.257.7"  # the version local-mode-measured.md measured
-VENV = Path(os.environ.get("SM_BENCH_LOCALMODE_VENV", "/tmp/bench-localmode-venv"))
+VENV = Path(os.environ.get("SM_BENCH_LOCALMODE_VENV", Path(tempfile.gettempdir()) / "bench-localmode-venv"))
 CHILD = Path(__file__).resolve().parent / "_localmode_child.py"
 TRANSFORM_ROWS = 100_000
 _NETWORK = "sagemaker-local"
@@ -186,8 +186,9 @@ def run(opts: Options) -> Result:
     compose = subprocess.run(["docker-compose", "version", "--short"], capture_output=True, text=True, check=False)
     result.details.append(
         _quoted_paragraph(
-            f"Local mode here: sagemaker {SDK_VERSION} in {VENV}, docker-compose {compose.stdout.strip() or '?'}, "
-            "fake credentials, file:// data, telemetry off; timed: `fit()` with its default logs, `transform(wait=False)` "
+            f"Local mode here: sagemaker {SDK_VERSION} in its own venv (bench-localmode-venv in the temp dir), "
+            f"docker-compose {compose.stdout.strip() or '?'}, fake credentials, file:// data, telemetry off; "
+            "timed: `fit()` with its default logs, `transform(wait=False)` "
             "(local mode runs the job inside the call; `wait=True` would add its 5 s poll sleep)."
         )
     )

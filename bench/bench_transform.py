@@ -297,7 +297,8 @@ def run(opts: Options) -> Result:
                 "ratio ≥ 1.00",
                 emu >= bare,
                 repeats,
-                f"emulator {spread(samples['emulator'], 1e-3, '{:.0f}')}k; loop {spread(samples['bare'], 1e-3, '{:.0f}')}k "
+                f"emulator {spread(samples['emulator'], 1e-3, '{:.0f}')}k; "
+                f"loop {spread(samples['bare'], 1e-3, '{:.0f}')}k "
                 f"rows/s (min/median/max); MaxConcurrentTransforms={workers}",
             )
         )
