@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,25 +68,18 @@ def parse_labelled_csv(text: str, source: str) -> LabelledData:
       label is the column named ``species`` (or label/target/class/variety), the features are the
       4 named feature columns, or else the 4 other columns in order.
     """
-    reader = csv.reader(io.StringIO(text))
     label_col = 0
     feature_cols = list(range(1, N_FEATURES + 1))
     n_cols = N_FEATURES + 1
     features: list[list[float]] = []
     labels: list[str] = []
-    first = True
     try:
-        for row in reader:
-            cells = [cell.strip() for cell in row]
-            if not any(cells):
+        for line, cells, is_header in _data_rows(text):
+            where = f"{source} line {line}"
+            if is_header:
+                label_col, feature_cols = _columns_from_header(cells, where)
+                n_cols = len(cells)
                 continue
-            where = f"{source} line {reader.line_num}"
-            if first:
-                first = False
-                if not any(_is_number(cell) for cell in cells):
-                    label_col, feature_cols = _columns_from_header(cells, where)
-                    n_cols = len(cells)
-                    continue
             if len(cells) != n_cols:
                 expected = f"{n_cols} columns (the label and {N_FEATURES} numeric features)"
                 raise InputError(f"{where}: expected {expected}, got {len(cells)}")
@@ -100,6 +94,20 @@ def parse_labelled_csv(text: str, source: str) -> LabelledData:
         features=np.asarray(features, dtype=np.float64).reshape(-1, N_FEATURES),
         labels=np.asarray(labels, dtype=str),
     )
+
+
+def _data_rows(text: str) -> Iterator[tuple[int, list[str], bool]]:
+    """Non-blank CSV rows as (line number, stripped cells, is_header).
+
+    Only the first row can be a header: one whose cells are all non-numeric. Raises ``csv.Error``.
+    """
+    reader = csv.reader(io.StringIO(text))
+    first = True
+    for row in reader:
+        cells = [cell.strip() for cell in row]
+        if any(cells):
+            yield reader.line_num, cells, first and not any(_is_number(cell) for cell in cells)
+            first = False
 
 
 def _columns_from_header(cells: list[str], where: str) -> tuple[int, list[int]]:
@@ -158,19 +166,11 @@ def parse_feature_csv(text: str) -> np.ndarray:
 
     Raises :class:`InputError` with a short message naming the first problem.
     """
-    reader = csv.reader(io.StringIO(text))
     rows: list[list[float]] = []
-    first = True
     try:
-        for row in reader:
-            cells = [cell.strip() for cell in row]
-            if not any(cells):
+        for line, cells, is_header in _data_rows(text):
+            if is_header:
                 continue
-            line = reader.line_num
-            if first:
-                first = False
-                if not any(_is_number(cell) for cell in cells):
-                    continue  # a header row
             if len(cells) != N_FEATURES:
                 raise InputError(f"row {line}: expected {N_FEATURES} numeric features, got {len(cells)}")
             rows.append([_to_float(cell, f"row {line}, column {i}") for i, cell in enumerate(cells, 1)])
