@@ -203,7 +203,7 @@ def breakdown(
 ) -> tuple[float, dict[str, float], dict[str, int], float]:
     """One emulator run with every Docker API call timed: (total, seconds per call, counts, client setup)."""
     from emulator.config import EmulatorConfig
-    from emulator.docker_client import DockerClient
+    from emulator.runtime.docker import DockerClient
 
     t0 = now()
     client = DockerClient(EmulatorConfig())

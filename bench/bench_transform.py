@@ -146,7 +146,7 @@ def split_cost(path: Path) -> tuple[float, float, int]:
     does (6 MiB blocks cut at the last newline), alone, without any server; and the record count."""
     import time
 
-    from emulator import _records
+    from emulator.transform import records as _records
 
     c0 = time.process_time()
     with open(path, "rb") as f:

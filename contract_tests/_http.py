@@ -52,8 +52,8 @@ class Answer:
 
 def post(ep: Endpoint, body: bytes, headers: Mapping[str, str], timeout_s: float | None = None) -> Answer:
     """``POST /invocations`` with exactly these headers; never raises for what the container does."""
-    from emulator._invocations import TIMEOUT_MESSAGE
     from emulator.errors import EndpointNotReady, ModelError
+    from emulator.serving.invocations import TIMEOUT_MESSAGE
 
     answer = Answer(http_request("POST", "/invocations", headers, body))
     timeout = ep.invocation_timeout_s if timeout_s is None else timeout_s

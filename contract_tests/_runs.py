@@ -25,7 +25,7 @@ from contract_tests.config import Channel, ContractConfig, ProcessingInput
 
 if TYPE_CHECKING:
     from emulator.config import EmulatorConfig
-    from emulator.docker_client import DockerClient, ImageInfo
+    from emulator.runtime.docker import DockerClient, ImageInfo
     from emulator.serving import Endpoint
 
 logger = logging.getLogger(__name__)
@@ -384,7 +384,7 @@ class Harness:
     # -- serving ----------------------------------------------------------------------------------------
     def model_dir(self, model_tar: Path | None) -> Path:
         """The model to serve, extracted (like the platform does before the container starts)."""
-        from emulator._artifacts import extract_model
+        from emulator.storage.artifacts import extract_model
 
         configured = self.config.serving.model
         source = self.config.path(configured) if configured else model_tar
@@ -513,7 +513,7 @@ class Harness:
     # -- docker helpers ---------------------------------------------------------------------------------
     def tree(self, container_id: str, path: str) -> dict[str, str]:
         """Every entry under ``path`` in a container (running or not): absolute path -> kind."""
-        from emulator._artifacts import iter_members
+        from emulator.storage.artifacts import iter_members
 
         parent = path.rstrip("/").rsplit("/", 1)[0]
         out: dict[str, str] = {}
@@ -529,8 +529,8 @@ class Harness:
 
     def image_tree(self, path: str) -> dict[str, str]:
         """What the image itself holds under ``path`` (from a created, never started, container)."""
-        from emulator import _session
-        from emulator.docker_client import ContainerSpec
+        from emulator.runtime import session as _session
+        from emulator.runtime.docker import ContainerSpec
 
         spec = ContainerSpec(
             image=self.image, command=["train"], labels=_session.labels("contract-inspect", job_name("inspect"))
@@ -543,7 +543,7 @@ class Harness:
             self._remove(cid)
 
     def _remove(self, container_id: str) -> None:
-        from emulator import _session
+        from emulator.runtime import session as _session
 
         try:
             self.docker.remove(container_id)

@@ -226,8 +226,8 @@ def contract_harness(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Harness:
     """Runs the checks' jobs with the emulator; fails every check at once if Docker or the image is missing."""
-    from emulator.docker_client import DockerClient
     from emulator.errors import EmulatorError
+    from emulator.runtime.docker import DockerClient
 
     try:
         docker = DockerClient(emulator_config)
@@ -367,10 +367,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if options is None or not options.image or options.keep_containers:
         return
     try:
-        from emulator import _session
         from emulator.config import EmulatorConfig
         from emulator.constants import LABEL_SESSION
-        from emulator.docker_client import DockerClient
+        from emulator.runtime import session as _session
+        from emulator.runtime.docker import DockerClient
 
         docker = DockerClient(EmulatorConfig.from_env())
         containers, networks = docker.list_managed(f"{LABEL_SESSION}={_session.SESSION_ID}")

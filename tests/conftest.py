@@ -25,9 +25,9 @@ from types import ModuleType
 
 import pytest
 
-from emulator import _session
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_MANAGED, LABEL_PID, LABEL_SESSION
+from emulator.runtime import session as _session
 
 TESTS_DIR = Path(__file__).resolve().parent
 #: Seconds between SIGTERM and SIGKILL in tests (the platform's 120 s / 30 s would make stop tests slow).
@@ -50,8 +50,8 @@ def docker_available() -> str:
     through ``probe_image``), which also arms the session-end leak check.
     """
     global _docker_used
-    from emulator.docker_client import DockerClient
     from emulator.errors import DockerUnavailable
+    from emulator.runtime.docker import DockerClient
 
     try:
         DockerClient(EmulatorConfig.from_env())
@@ -181,7 +181,7 @@ def _no_leftover_docker_resources() -> Iterator[None]:
     yield
     if not _docker_used:
         return
-    from emulator.docker_client import DockerClient
+    from emulator.runtime.docker import DockerClient
 
     docker = DockerClient(EmulatorConfig.from_env())
     containers, networks = docker.list_managed(LABEL_MANAGED)

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from emulator import _cli_jobs, cli
+from emulator.cli import app as cli
+from emulator.cli import jobs as _cli_jobs
 from emulator.config import EmulatorConfig
 from emulator.pipelines import PipelineExecution
 

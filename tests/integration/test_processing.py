@@ -15,7 +15,7 @@ import pytest
 
 from emulator.config import EmulatorConfig
 from emulator.processing import ProcessingJob
-from emulator.s3 import S3
+from emulator.storage.s3 import S3
 
 pytestmark = pytest.mark.docker
 

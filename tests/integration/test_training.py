@@ -26,13 +26,13 @@ from typing import Any
 import pytest
 import yaml
 
-from emulator import _session
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_KIND, LABEL_PID, LABEL_SESSION
-from emulator.docker_client import DockerClient
 from emulator.errors import Interrupted
 from emulator.instance_types import docker_limits
-from emulator.s3 import S3
+from emulator.runtime import session as _session
+from emulator.runtime.docker import DockerClient
+from emulator.storage.s3 import S3
 from emulator.training import TrainingJob
 
 pytestmark = pytest.mark.docker

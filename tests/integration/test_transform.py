@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from emulator.config import EmulatorConfig
-from emulator.s3 import S3
+from emulator.storage.s3 import S3
 from emulator.transform import TransformJob
 
 pytestmark = pytest.mark.docker

@@ -21,8 +21,8 @@ from types import ModuleType
 from typing import Any
 
 from emulator.config import EmulatorConfig
-from emulator.docker_client import ContainerSpec, ContainerState, ImageInfo
 from emulator.errors import ContainerFailed
+from emulator.runtime.docker import ContainerSpec, ContainerState, ImageInfo
 
 RECORDER = Path(__file__).resolve().parents[1] / "images" / "recorder" / "serve.py"
 IMAGE = "sagemaker-emulator-test/recorder:latest"

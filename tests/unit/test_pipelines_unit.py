@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 
-from emulator import _cli_jobs, cli
-from emulator._pipeline_expr import (
+from emulator.cli import app as cli
+from emulator.cli import jobs as _cli_jobs
+from emulator.errors import InputNotFound, Interrupted, InvalidSpec
+from emulator.pipelines import PipelineDefinition, PipelineExecution, StepContext, StepOutcome
+from emulator.pipelines.expressions import (
     ExpressionError,
     Scope,
     conform,
@@ -29,8 +32,6 @@ from emulator._pipeline_expr import (
     resolve,
     static_errors,
 )
-from emulator.errors import InputNotFound, Interrupted, InvalidSpec
-from emulator.pipelines import PipelineDefinition, PipelineExecution, StepContext, StepOutcome
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_PIPELINE = REPO / "sample_algorithm" / "pipeline.yaml"

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from emulator.config import EmulatorConfig
-from emulator.docker_client import ContainerSpec, ContainerState, ImageInfo
 from emulator.errors import InvalidSpec
 from emulator.processing import ProcessingJob
-from emulator.s3 import S3
+from emulator.runtime.docker import ContainerSpec, ContainerState, ImageInfo
+from emulator.storage.s3 import S3
 
 IMAGE = "my-processor:latest"
 CONFIG_DIR = "/opt/ml/config"

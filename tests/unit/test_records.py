@@ -1,4 +1,4 @@
-"""Unit tests for emulator._records: splitting, batching, assembly and DataProcessing (no Docker)."""
+"""Unit tests for emulator.transform.records: splitting, batching, assembly and DataProcessing (no Docker)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import BinaryIO, cast
 
 import pytest
 
-from emulator._dataprocessing import DataProcessor
-from emulator._records import (
+from emulator.transform.dataprocessing import DataProcessor
+from emulator.transform.records import (
     MIB,
     RECORDIO_MAGIC,
     Assembler,

@@ -19,10 +19,10 @@ import pytest
 import requests
 from _fakes import CONFIG, IMAGE, FakeDocker
 
-from emulator._invocations import TIMEOUT_MESSAGE, Invoker
 from emulator.constants import LABEL_KIND, LABEL_SESSION, MAX_PAYLOAD_BYTES, MODEL_DIR, OPT_ML
 from emulator.errors import EndpointNotReady, InvalidSpec, ModelError, ValidationError
 from emulator.serving import Endpoint, ModelDefinition, create_model, delete_model, get_model, invoke_endpoint
+from emulator.serving.invocations import TIMEOUT_MESSAGE, Invoker
 
 
 @pytest.fixture

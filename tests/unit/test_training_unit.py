@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from emulator import _cluster
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_KIND, LABEL_MANAGED, LABEL_SESSION
-from emulator.docker_client import ContainerSpec, ContainerState, ImageInfo
 from emulator.errors import ContainerFailed, ImageNotFound, Interrupted
+from emulator.runtime import cluster as _cluster
+from emulator.runtime.docker import ContainerSpec, ContainerState, ImageInfo
 from emulator.spec import operation_model
 from emulator.training import TrainingJob
 

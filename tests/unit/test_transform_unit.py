@@ -16,11 +16,11 @@ import pytest
 from _fakes import CONFIG, IMAGE, FakeDocker
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from emulator._batching import FileProgress, ProgressPrinter
 from emulator.errors import InputNotFound, InvalidSpec
-from emulator.s3 import S3
 from emulator.spec import operation_model
+from emulator.storage.s3 import S3
 from emulator.transform import BatchSettingsError, TransformJob, resolve_settings
+from emulator.transform.progress import FileProgress, ProgressPrinter
 
 
 # -- DescribeTransformJob's output shape ---------------------------------------------------------------------

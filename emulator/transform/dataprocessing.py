@@ -2,7 +2,7 @@
 
 The JSONPath subset SageMaker documents ($, .name, .*, [*], ['a','b'], [n], [n,m], [start:end]) is parsed
 here; CSV rows are JSON arrays of their field texts. Decisions where the documentation is silent are in
-the docstring of :mod:`emulator._records`.
+the docstring of :mod:`emulator.transform.records`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, cast
 
-from emulator._records import InvalidBatchConfig, MalformedRecord, ResponseMismatch
+from emulator.transform.records import InvalidBatchConfig, MalformedRecord, ResponseMismatch
 
 # ---- DataProcessing: the JSONPath subset -----------------------------------------------------------------
 

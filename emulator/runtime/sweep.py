@@ -6,7 +6,7 @@ import os
 
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_PID
-from emulator.docker_client import DockerClient
+from emulator.runtime.docker import DockerClient
 
 
 def sweep(

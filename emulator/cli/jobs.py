@@ -38,7 +38,7 @@ def _echo(text: str, stream: TextIO | None = None) -> None:
 # -- process ------------------------------------------------------------------------------------------------
 def add_process(sub: SubParsers) -> None:
     """Register ``process``: run a processing job (CreateProcessingJob)."""
-    from emulator import cli
+    from emulator.cli import app as cli
 
     p = cli._add_subcommand(
         sub,
@@ -173,7 +173,7 @@ def _output(name: str, value: str) -> dict[str, Any]:
 
 
 def _run_process(args: argparse.Namespace, config: EmulatorConfig) -> int:
-    from emulator import cli
+    from emulator.cli import app as cli
     from emulator.processing import ProcessingJob
 
     if args.stop_grace is not None:
@@ -201,7 +201,7 @@ def _run_process(args: argparse.Namespace, config: EmulatorConfig) -> int:
 # -- pipeline -----------------------------------------------------------------------------------------------
 def add_pipeline(sub: SubParsers) -> None:
     """Register ``pipeline run`` and ``pipeline show``: SageMaker Pipelines definitions, locally."""
-    from emulator import cli
+    from emulator.cli import app as cli
 
     p = cli._add_subcommand(
         sub,
@@ -304,7 +304,7 @@ def _step_log_sink(stream: TextIO) -> Callable[[str, str, str], None]:
 
 
 def _print_pipeline_result(args: argparse.Namespace, execution: PipelineExecution) -> None:
-    from emulator import cli
+    from emulator.cli import app as cli
 
     result = execution.describe()
     if args.json:

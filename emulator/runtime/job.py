@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from emulator import _session
-from emulator._cluster import Cluster, LogSink, Outcome, start_failure
 from emulator.config import EmulatorConfig
-from emulator.docker_client import ContainerSpec, DockerClient, DockerSeam
 from emulator.errors import EmulatorError, Interrupted
-from emulator.s3 import S3
+from emulator.runtime import session as _session
+from emulator.runtime.cluster import Cluster, LogSink, Outcome, start_failure
+from emulator.runtime.docker import ContainerSpec, DockerClient, DockerSeam
 from emulator.spec import load_spec, validate
+from emulator.storage.s3 import S3
 
 
 class ContainerJob:

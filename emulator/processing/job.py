@@ -17,16 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from emulator import _session, constants
-from emulator._artifacts import iter_members, read_file
-from emulator._channels import stage_data
-from emulator._cluster import Cluster, Outcome
-from emulator._job import ContainerJob
+from emulator import constants
 from emulator.config import DEFAULT_ROLE_ARN
-from emulator.docker_client import ContainerSpec, Mount
 from emulator.errors import InvalidSpec
 from emulator.instance_types import docker_limits
-from emulator.s3 import S3, is_s3
+from emulator.runtime import session as _session
+from emulator.runtime.cluster import Cluster, Outcome
+from emulator.runtime.docker import ContainerSpec, Mount
+from emulator.runtime.job import ContainerJob
+from emulator.storage.artifacts import iter_members, read_file
+from emulator.storage.s3 import S3, is_s3
+from emulator.storage.staging import stage_data
 
 logger = logging.getLogger(__name__)
 

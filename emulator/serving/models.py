@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator import _session
 from emulator.config import EmulatorConfig
 from emulator.errors import InvalidSpec
+from emulator.runtime import session as _session
 from emulator.spec import load_spec, validate
 
 ModelSource = str | os.PathLike[str] | Mapping[str, Any] | None

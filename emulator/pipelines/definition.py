@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator._pipeline_expr import EXECUTION_VARIABLES, iter_gets, referenced_steps, static_errors, step_of, to_text
 from emulator.errors import InvalidSpec
+from emulator.pipelines.expressions import (
+    EXECUTION_VARIABLES,
+    iter_gets,
+    referenced_steps,
+    static_errors,
+    step_of,
+    to_text,
+)
 from emulator.spec import load_spec
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 
 from emulator.constants import INPUT_DATA_DIR
 from emulator.errors import InputNotFound, InvalidSpec
-from emulator.s3 import S3, is_s3, split_s3
+from emulator.storage.s3 import S3, is_s3, split_s3
 
 
 @dataclass

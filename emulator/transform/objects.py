@@ -14,21 +14,15 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, cast
+from typing import Any, BinaryIO, cast
 
-import requests
-
-from emulator._invocations import Invoker
-from emulator.constants import EXECUTION_PARAMETERS_PATH
-from emulator.errors import EmulatorError, InputNotFound, InvalidSpec
-from emulator.s3 import S3, is_s3, join_uri, split_s3
+from emulator.errors import InputNotFound, InvalidSpec
+from emulator.storage.s3 import S3, is_s3, join_uri, split_s3
 
 logger = logging.getLogger(__name__)
 
@@ -211,164 +205,3 @@ def output_location(output_path: str, obj: InputObject) -> str:
     if is_s3(output_path):
         return join_uri(output_path, obj.relative + ".out")
     return str(Path(output_path.removeprefix("file://")).expanduser() / (obj.relative + ".out"))
-
-
-# -- progress -----------------------------------------------------------------------------------------------
-@dataclass
-class FileProgress:
-    """How far one input object is: records and bytes sent, bytes written, requests answered."""
-
-    name: str
-    total_bytes: int | None
-    records: int = 0
-    bytes_sent: int = 0
-    bytes_written: int = 0
-    requests: int = 0
-    done: bool = False
-    failed: bool = False
-
-
-Progress = Callable[[FileProgress], None]
-"""Called after every answered request of a file, and once more when the file is done."""
-
-
-class ProgressPrinter:
-    """Shows per-file progress: a live line on a terminal, otherwise a line every ``interval_s`` seconds."""
-
-    def __init__(self, stream: TextIO | None = None, interval_s: float | None = None) -> None:
-        self._stream = stream or sys.stderr
-        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
-        self._interval = interval_s if interval_s is not None else (0.1 if self._tty else 5.0)
-        self._last = 0.0
-
-    def __call__(self, p: FileProgress) -> None:
-        now = time.monotonic()
-        if not p.done and now - self._last < self._interval:
-            return
-        self._last = now
-        total = f"/{p.total_bytes / 2**20:.1f}" if p.total_bytes else ""
-        state = " failed" if p.failed else (" done" if p.done else "")
-        line = (
-            f"{p.name}: {p.records} records, {p.bytes_sent / 2**20:.1f}{total} MiB sent, "
-            f"{p.bytes_written / 2**20:.1f} MiB out, {p.requests} requests{state}"
-        )
-        if self._tty:
-            self._stream.write(f"\r\x1b[K{line}" + ("\n" if p.done else ""))
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
-
-
-# -- settings: request > GET /execution-parameters > defaults -------------------------------------------------
-DEFAULT_MAX_CONCURRENT_TRANSFORMS = 1
-DEFAULT_MAX_PAYLOAD_IN_MB = 6
-#: The platform's default is unverified; SDK local mode uses MultiRecord, and so does the emulator.
-DEFAULT_BATCH_STRATEGY = "MultiRecord"
-#: Limit of MaxConcurrentTransforms x MaxPayloadInMB.
-MAX_CONCURRENT_PAYLOAD_MB = 100
-_EXECUTION_PARAMETERS_TIMEOUT_S = 5.0
-#: /execution-parameters documents the env spelling; the API spelling is accepted too.
-_API_STRATEGY = {
-    "SINGLE_RECORD": "SingleRecord",
-    "MULTI_RECORD": "MultiRecord",
-    "SingleRecord": "SingleRecord",
-    "MultiRecord": "MultiRecord",
-}
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    """The effective MaxConcurrentTransforms, MaxPayloadInMB and BatchStrategy, and where each came from."""
-
-    max_concurrent: int
-    max_payload_mb: int
-    strategy: str
-    sources: Mapping[str, str] = field(default_factory=dict)
-
-
-class BatchSettingsError(EmulatorError):
-    """Raised when /execution-parameters answers something the job cannot use, or the settings are over 100."""
-
-
-def fetch_execution_parameters(invoker: Invoker) -> dict[str, Any] | None:
-    """``GET /execution-parameters``: the JSON object on a 200, None for any other answer (then defaults apply).
-
-    Raises:
-        BatchSettingsError: a 200 whose body is not a JSON object.
-    """
-    try:
-        status, body = invoker.get(EXECUTION_PARAMETERS_PATH, timeout_s=_EXECUTION_PARAMETERS_TIMEOUT_S)
-    except requests.RequestException as exc:
-        logger.info("GET /execution-parameters failed (%s); using defaults", exc)
-        return None
-    if status != 200:
-        logger.info("GET /execution-parameters answered %s; using the request's values and defaults", status)
-        return None
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise BatchSettingsError(
-            f"GET /execution-parameters answered 200 with {body[:200]!r}, not a JSON object; return "
-            '{"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6} '
-            "or 404"
-        )
-    return data
-
-
-def resolve_settings(request: Mapping[str, Any], params: Mapping[str, Any] | None) -> BatchSettings:
-    """Each setting from the request if set (MaxConcurrentTransforms 0 counts as unset), else from
-    ``/execution-parameters``, else the defaults (1, 6, MultiRecord). Both strategy spellings are accepted.
-
-    Raises:
-        BatchSettingsError: a value from ``/execution-parameters`` is invalid, or the product is over 100.
-    """
-    params = params or {}
-    sources: dict[str, str] = {}
-
-    def pick(key: str, default: Any, check: Callable[[Any], Any]) -> Any:
-        if request.get(key):  # 0 / None / "" are unset
-            sources[key] = "request"
-            return request[key]
-        if key == "MaxPayloadInMB" and request.get(key) == 0:
-            sources[key] = "request"
-            return 0
-        if key in params:
-            sources[key] = "execution-parameters"
-            return check(params[key])
-        sources[key] = "default"
-        return default
-
-    mct = pick("MaxConcurrentTransforms", DEFAULT_MAX_CONCURRENT_TRANSFORMS, _int_check("MaxConcurrentTransforms", 1))
-    mpm = pick("MaxPayloadInMB", DEFAULT_MAX_PAYLOAD_IN_MB, _int_check("MaxPayloadInMB", 0, 100))
-    strategy = pick("BatchStrategy", DEFAULT_BATCH_STRATEGY, _strategy_check)
-    strategy = _API_STRATEGY[strategy]
-    if mpm and mct * mpm > MAX_CONCURRENT_PAYLOAD_MB:
-        raise BatchSettingsError(
-            f"MaxConcurrentTransforms x MaxPayloadInMB = {mct} x {mpm} (from {sources}) is over "
-            f"{MAX_CONCURRENT_PAYLOAD_MB}; lower one in the request or in /execution-parameters"
-        )
-    return BatchSettings(int(mct), int(mpm), str(strategy), sources)
-
-
-def _int_check(key: str, low: int, high: int | None = None) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-            limits = f"{low}..{high}" if high is not None else f">= {low}"
-            raise BatchSettingsError(
-                f"GET /execution-parameters returned {key}={value!r}, not an integer {limits}; "
-                "fix the container's answer"
-            )
-        return value
-
-    return check
-
-
-def _strategy_check(value: Any) -> str:
-    if value not in _API_STRATEGY:
-        raise BatchSettingsError(
-            f"GET /execution-parameters returned BatchStrategy={value!r}; use MULTI_RECORD or "
-            "SINGLE_RECORD (MultiRecord/SingleRecord are accepted too)"
-        )
-    return str(value)

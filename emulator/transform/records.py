@@ -13,7 +13,7 @@ Public API:
 * ``iter_batches(records, strategy, max_payload_bytes, split_type)`` packs records into request ``Batch``es.
 * ``iter_payload(records, split_type)`` is one unlimited MultiRecord body as a stream of chunks.
 * ``Assembler(out, assemble_with)`` writes an output object like ``TransformOutput.AssembleWith``.
-* ``DataProcessing`` (InputFilter, JoinSource, OutputFilter) is in :mod:`emulator._dataprocessing`.
+* ``DataProcessing`` (InputFilter, JoinSource, OutputFilter) is in :mod:`emulator.transform.dataprocessing`.
 * Errors: ``RecordError`` and its subclasses (all ``ValueError``).
 
 Decisions where the SageMaker documentation is silent:

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from emulator import _session
-from emulator.docker_client import ContainerSpec, DockerSeam
 from emulator.errors import ContainerFailed, EmulatorError
+from emulator.runtime import session as _session
+from emulator.runtime.docker import ContainerSpec, DockerSeam
 
 logger = logging.getLogger(__name__)
 

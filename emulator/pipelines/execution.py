@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from emulator import _session
-from emulator._cluster import LogSink
-from emulator._pipeline_definition import (
+from emulator.config import EmulatorConfig
+from emulator.errors import EmulatorError, InputNotFound, Interrupted, InvalidSpec
+from emulator.pipelines.definition import (
     OPERATIONS,
     SUPPORTED_STEP_TYPES,
     Parameter,
@@ -39,11 +39,11 @@ from emulator._pipeline_definition import (
     StepDef,
     with_defaults,
 )
-from emulator._pipeline_expr import Scope, conform, evaluate_conditions, resolve, to_text
-from emulator.config import EmulatorConfig
-from emulator.docker_client import DockerSeam
-from emulator.errors import EmulatorError, InputNotFound, Interrupted, InvalidSpec
-from emulator.s3 import S3, is_s3, join_uri
+from emulator.pipelines.expressions import Scope, conform, evaluate_conditions, resolve, to_text
+from emulator.runtime import session as _session
+from emulator.runtime.cluster import LogSink
+from emulator.runtime.docker import DockerSeam
+from emulator.storage.s3 import S3, is_s3, join_uri
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ class PipelineExecution:
         if self._workers:
             raise InvalidSpec(f"execution {self.execution_id} has run already; start a new PipelineExecution")
         if self._docker is None and any(s.type in _NEEDS_DOCKER for s in self.definition.steps.values()):
-            from emulator.docker_client import DockerClient
+            from emulator.runtime.docker import DockerClient
 
             DockerClient(self.config)  # fail fast (exit 3) rather than once per step
         s3 = self._s3 = self._s3 or S3(self.config)

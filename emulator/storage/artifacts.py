@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from emulator.errors import InputNotFound, InvalidSpec
-from emulator.s3 import S3, is_s3
+from emulator.storage.s3 import S3, is_s3
 
 logger = logging.getLogger(__name__)
 

@@ -212,7 +212,7 @@ def _add_cleanup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _run_cleanup(args: argparse.Namespace, config: EmulatorConfig) -> int:
-    from emulator.cleanup import sweep
+    from emulator.runtime.sweep import sweep
 
     removed = sweep(config, include_running_sessions=args.all, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
@@ -333,7 +333,8 @@ _ADDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], No
 
 
 def _register_job_commands() -> None:
-    from emulator import _cli_jobs, _cli_serving
+    from emulator.cli import jobs as _cli_jobs
+    from emulator.cli import serving as _cli_serving
 
     _ADDERS[1:1] = [
         _cli_serving.add_serve,

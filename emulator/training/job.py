@@ -18,16 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from emulator import _session, constants
-from emulator._artifacts import export, list_files, read_file, repack
-from emulator._channels import StagedChannel, stage_channel
-from emulator._cluster import Cluster, LogSink, Outcome
-from emulator._job import ContainerJob
+from emulator import constants
 from emulator.config import DEFAULT_ROLE_ARN, EmulatorConfig
-from emulator.docker_client import ContainerSpec, DockerSeam, Mount
 from emulator.errors import InvalidSpec
 from emulator.instance_types import docker_limits
-from emulator.s3 import S3, is_s3, join_uri
+from emulator.runtime import session as _session
+from emulator.runtime.cluster import Cluster, LogSink, Outcome
+from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
+from emulator.runtime.job import ContainerJob
+from emulator.storage.artifacts import export, list_files, read_file, repack
+from emulator.storage.s3 import S3, is_s3, join_uri
+from emulator.storage.staging import StagedChannel, stage_channel
 
 logger = logging.getLogger(__name__)
 

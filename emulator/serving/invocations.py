@@ -37,8 +37,8 @@ from emulator.constants import (
     PING_TIMEOUT_S,
     SERVING_PORT,
 )
-from emulator.docker_client import DockerClient
 from emulator.errors import EmulatorError, InvalidSpec, ModelError, ValidationError
+from emulator.runtime.docker import DockerClient
 from emulator.spec import operation_model, validate
 
 logger = logging.getLogger(__name__)

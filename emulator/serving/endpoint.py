@@ -27,11 +27,22 @@ from typing import Any, Self, Unpack
 
 import requests
 
-from emulator import _session
-from emulator._artifacts import extract_model
-from emulator._cluster import LogSink, default_log_sink, start_failure
-from emulator._invocations import DEFAULT_VARIANT, Body, InvokeHeaders, Invoker, find_endpoint_url, invoke_endpoint
-from emulator._models import (
+from emulator.config import EmulatorConfig
+from emulator.constants import INVOCATION_TIMEOUT_S, MODEL_DIR, OPT_ML, SERVING_PORT
+from emulator.errors import ContainerFailed, EmulatorError, EndpointNotReady, InvalidSpec
+from emulator.instance_types import docker_limits
+from emulator.runtime import session as _session
+from emulator.runtime.cluster import LogSink, default_log_sink, start_failure
+from emulator.runtime.docker import ContainerSpec, DockerClient, DockerSeam, Mount
+from emulator.serving.invocations import (
+    DEFAULT_VARIANT,
+    Body,
+    InvokeHeaders,
+    Invoker,
+    find_endpoint_url,
+    invoke_endpoint,
+)
+from emulator.serving.models import (
     ModelDefinition,
     ModelSource,
     check_env,
@@ -41,13 +52,9 @@ from emulator._models import (
     local_dir,
     model_location,
 )
-from emulator.config import EmulatorConfig
-from emulator.constants import INVOCATION_TIMEOUT_S, MODEL_DIR, OPT_ML, SERVING_PORT
-from emulator.docker_client import ContainerSpec, DockerClient, DockerSeam, Mount
-from emulator.errors import ContainerFailed, EmulatorError, EndpointNotReady, InvalidSpec
-from emulator.instance_types import docker_limits
-from emulator.s3 import S3, is_s3
 from emulator.spec import validate
+from emulator.storage.artifacts import extract_model
+from emulator.storage.s3 import S3, is_s3
 
 __all__ = [
     "Endpoint",

@@ -23,31 +23,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator import _dataprocessing, _records, _session
-from emulator._batching import (
+from emulator.config import EmulatorConfig
+from emulator.constants import MAX_FAILURE_REASON_CHARS
+from emulator.errors import ContainerFailed, EmulatorError, InvalidSpec, ModelError
+from emulator.runtime import session as _session
+from emulator.runtime.cluster import LogSink
+from emulator.runtime.docker import DockerSeam
+from emulator.serving import Endpoint, ModelDefinition, ModelSource, get_model
+from emulator.serving.invocations import RawResponse, model_error
+from emulator.spec import load_spec, validate
+from emulator.storage.s3 import S3, is_s3
+from emulator.transform import dataprocessing as _dataprocessing
+from emulator.transform import records as _records
+from emulator.transform.objects import InputObject, StagedOutput, list_inputs, open_object, output_location
+from emulator.transform.progress import FileProgress, Progress, ProgressPrinter
+from emulator.transform.settings import (
     MAX_CONCURRENT_PAYLOAD_MB,
     BatchSettings,
     BatchSettingsError,
-    FileProgress,
-    InputObject,
-    Progress,
-    ProgressPrinter,
-    StagedOutput,
     fetch_execution_parameters,
-    list_inputs,
-    open_object,
-    output_location,
     resolve_settings,
 )
-from emulator._cluster import LogSink
-from emulator._invocations import RawResponse, model_error
-from emulator.config import EmulatorConfig
-from emulator.constants import MAX_FAILURE_REASON_CHARS
-from emulator.docker_client import DockerSeam
-from emulator.errors import ContainerFailed, EmulatorError, InvalidSpec, ModelError
-from emulator.s3 import S3, is_s3
-from emulator.serving import Endpoint, ModelDefinition, ModelSource, get_model
-from emulator.spec import load_spec, validate
 
 __all__ = [
     "BatchSettings",
@@ -120,7 +116,7 @@ class TransformJob:
         models: ModelName -> CreateModel request (or ModelDefinition); models made with
             :func:`emulator.serving.create_model` are found too.
         image, model_data: the local extension: serve this image with this model instead of a named model.
-        progress: called with per-file progress (see :class:`emulator._batching.ProgressPrinter`).
+        progress: called with per-file progress (see :class:`emulator.transform.progress.ProgressPrinter`).
 
     Raises:
         InvalidSpec: the request does not fit CreateTransformJob, or the model is unknown.

@@ -18,7 +18,7 @@ _MODEL_HELP = "model.tar.gz, model directory, s3:// URI, or a training job's des
 
 
 def _cli() -> Any:
-    from emulator import cli
+    from emulator.cli import app as cli
 
     return cli
 

@@ -1,0 +1,16 @@
+"""Hosting: models (CreateModel), real-time endpoints and InvokeEndpoint."""
+
+from emulator.serving.endpoint import Endpoint, StopResult, find_endpoint_url, invoke_endpoint
+from emulator.serving.models import ModelDefinition, ModelSource, create_model, delete_model, get_model
+
+__all__ = [
+    "Endpoint",
+    "ModelDefinition",
+    "ModelSource",
+    "StopResult",
+    "create_model",
+    "delete_model",
+    "find_endpoint_url",
+    "get_model",
+    "invoke_endpoint",
+]
