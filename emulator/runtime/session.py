@@ -1,4 +1,7 @@
-"""This process's session: its id, the labels of everything it creates, and the last-resort sweep.
+"""This process's session: the shared resources, its id, the labels of everything it creates, the last-resort sweep.
+
+A :class:`Session` holds what every job of a process shares: the config, one Docker client and one S3 (both made
+on first use) and is closed once, at the end.
 
 Job modules register each container and network they create and unregister it once removed; an
 ``atexit`` hook removes whatever is still registered (a crash, an unhandled exception), so a process that
@@ -16,10 +19,14 @@ import secrets
 import threading
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_KIND, LABEL_MANAGED, LABEL_PID, LABEL_SESSION
+
+if TYPE_CHECKING:
+    from emulator.runtime.docker import DockerSeam
+    from emulator.storage.s3 import S3
 
 logger = logging.getLogger(__name__)
 
@@ -81,3 +88,81 @@ def arn(config: EmulatorConfig, resource: str, name: str) -> str:
 def short_token() -> str:
     """A short random token for unique container and network names."""
     return secrets.token_hex(3)
+
+
+class Session:
+    """What every job of one process shares: the config, one Docker client, one S3; close it once at the end.
+
+    ``docker`` and ``s3`` may be given (a fake seam in unit tests, an S3 the caller owns); what the session makes
+    itself it closes in :meth:`close`. Thread-safe: jobs running at once share it.
+
+    >>> with Session(EmulatorConfig()) as session:
+    ...     session.config.region
+    'us-east-1'
+    """
+
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, docker: DockerSeam | None = None, s3: S3 | None = None
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        self._docker = docker
+        self._s3 = s3
+        self._own_docker = docker is None
+        self._own_s3 = s3 is None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(
+        cls,
+        session: Session | None,
+        config: EmulatorConfig | None = None,
+        docker: DockerSeam | None = None,
+        s3: S3 | None = None,
+    ) -> tuple[Session, bool]:
+        """``session`` if given, else a new one from the other arguments; and whether the caller owns (closes) it."""
+        if session is not None:
+            return session, False
+        return cls(config, docker=docker, s3=s3), True
+
+    @property
+    def docker(self) -> DockerSeam:
+        """The process's Docker client (connects on first use).
+
+        Raises:
+            DockerUnavailable: no engine answers.
+        """
+        with self._lock:
+            if self._docker is None:
+                from emulator.runtime.docker import DockerClient
+
+                self._docker = DockerClient(self.config)
+            return self._docker
+
+    @property
+    def s3(self) -> S3:
+        """The process's S3 (a moto server on 127.0.0.1 started on first use, or ``config.s3_endpoint_url``)."""
+        with self._lock:
+            if self._s3 is None:
+                from emulator.storage.s3 import S3
+
+                self._s3 = S3(self.config)
+            return self._s3
+
+    def close(self) -> None:
+        """Close what the session made (the Docker client, the S3 server); idempotent."""
+        with self._lock:
+            docker, s3 = (self._docker if self._own_docker else None), (self._s3 if self._own_s3 else None)
+            if self._own_docker:
+                self._docker = None
+            if self._own_s3:
+                self._s3 = None
+        if s3 is not None:
+            s3.close()
+        if docker is not None:
+            docker.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
