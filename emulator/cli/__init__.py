@@ -1,4 +1,7 @@
-"""``python -m emulator`` / ``sagemaker-emulator``: one module per command group, ``app`` builds the parser."""
+"""``python -m emulator`` / ``sagemaker-emulator``: one module per command, ``app`` builds the parser.
+
+Nothing in the library imports this package; it only calls the library.
+"""
 
 from emulator.cli.app import main
 

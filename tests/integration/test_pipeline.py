@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from emulator.cli import app as cli
-from emulator.cli import jobs as _cli_jobs
 from emulator.config import EmulatorConfig
 from emulator.pipelines import PipelineExecution
 
@@ -25,18 +23,10 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_PIPELINE = REPO / "sample_algorithm" / "pipeline.yaml"
-# Until emulator/cli.py lists the pipeline subcommand, run the same main() with it registered.
-_SHIM = (
-    "import sys; from emulator import cli, _cli_jobs; "
-    "cli._ADDERS += [a for a in (_cli_jobs.add_process, _cli_jobs.add_pipeline) if a not in cli._ADDERS]; "
-    "sys.exit(cli.main(sys.argv[1:]))"
-)
 
 
 def emulator_command() -> list[str]:
-    if _cli_jobs.add_pipeline in cli._ADDERS:
-        return [sys.executable, "-m", "emulator"]
-    return [sys.executable, "-c", _SHIM]
+    return [sys.executable, "-m", "emulator"]
 
 
 @pytest.fixture

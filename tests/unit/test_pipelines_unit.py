@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from emulator.cli import app as cli
-from emulator.cli import jobs as _cli_jobs
+from emulator.cli import process as cli_process
+from emulator.cli.status_table import StatusTable
 from emulator.errors import InputNotFound, Interrupted, InvalidSpec
 from emulator.pipelines import PipelineDefinition, PipelineExecution, StepContext, StepOutcome
 from emulator.pipelines.expressions import (
@@ -852,10 +853,8 @@ def test_unreadable_json_location() -> None:
 
 
 @pytest.fixture
-def main(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[str]], int]:
-    """cli.main with the process and pipeline subcommands registered (whether or not cli.py lists them yet)."""
-    adders = [a for a in cli._ADDERS if a not in (_cli_jobs.add_process, _cli_jobs.add_pipeline)]
-    monkeypatch.setattr(cli, "_ADDERS", [*adders, _cli_jobs.add_process, _cli_jobs.add_pipeline])
+def main() -> Callable[[list[str]], int]:
+    """The CLI's main (it lists the process and pipeline subcommands)."""
     return cli.main
 
 
@@ -897,8 +896,8 @@ def test_cli_pipeline_unsupported_step(
 def test_status_table_plain_and_live() -> None:
     doc = document(processing("A"), processing("B", DependsOn=["A"]))
     plain, live = io.StringIO(), io.StringIO()
-    plain_table = _cli_jobs.StatusTable(plain, live=False)
-    live_table = _cli_jobs.StatusTable(live, live=True, min_redraw_s=0)
+    plain_table = StatusTable(plain, live=False)
+    live_table = StatusTable(live, live=True, min_redraw_s=0)
 
     def both(execution: PipelineExecution, state: Any) -> None:
         plain_table(execution, state)
@@ -929,7 +928,7 @@ def test_status_table_plain_and_live() -> None:
 )
 def test_process_request_entrypoint_and_arguments(argv: list[str], expected: dict) -> None:
     args = _process_args(["--image", "img", *argv])
-    app = _cli_jobs.processing_request(args)["AppSpecification"]
+    app = cli_process.processing_request(args)["AppSpecification"]
     assert {k: v for k, v in app.items() if k != "ImageUri"} == expected
 
 
@@ -938,12 +937,7 @@ def _process_args(argv: list[str]) -> Any:
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    saved = dict(cli._HANDLERS)
-    try:
-        _cli_jobs.add_process(sub)
-    finally:
-        cli._HANDLERS.clear()
-        cli._HANDLERS.update(saved)
+    cli_process.add_command(sub)
     return parser.parse_args(["process", *argv])
 
 
@@ -973,7 +967,7 @@ def test_process_request_inputs_and_outputs(tmp_path: Path) -> None:
             "60",
         ]
     )
-    req = _cli_jobs.processing_request(args)
+    req = cli_process.processing_request(args)
     inputs = {i["InputName"]: i["S3Input"] for i in req["ProcessingInputs"]}
     assert inputs["raw"]["S3Uri"] == "s3://bucket/raw/iris.csv"
     assert inputs["raw"]["LocalPath"] == "/opt/ml/processing/input/raw"
@@ -998,9 +992,9 @@ def test_process_request_inputs_and_outputs(tmp_path: Path) -> None:
 
 def test_process_request_errors() -> None:
     with pytest.raises(InvalidSpec, match="no image: pass --image"):
-        _cli_jobs.processing_request(_process_args([]))
+        cli_process.processing_request(_process_args([]))
     with pytest.raises(InvalidSpec, match="--output o=/opt/ml/processing/o: no destination"):
-        _cli_jobs.processing_request(_process_args(["--image", "i", "--output", "o=/opt/ml/processing/o"]))
+        cli_process.processing_request(_process_args(["--image", "i", "--output", "o=/opt/ml/processing/o"]))
 
 
 def test_make_pipeline_without_the_sdk(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1038,7 +1032,7 @@ def test_live_table_prints_log_lines_above_itself() -> None:
     import logging
 
     stream = io.StringIO()
-    table = _cli_jobs.StatusTable(stream, live=True, min_redraw_s=0)
+    table = StatusTable(stream, live=True, min_redraw_s=0)
     execution = run(document(processing("A")), on_change=table)
     with table.logs_above():
         logging.getLogger("emulator.test").warning("a log line")

@@ -1,0 +1,38 @@
+"""``cleanup``: remove the containers and networks the emulator left behind (by label, nothing else)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from emulator import errors
+from emulator.config import EmulatorConfig
+
+if TYPE_CHECKING:
+    from emulator.cli.options import SubParsers
+
+
+def add_command(sub: SubParsers) -> None:
+    """Register ``cleanup``."""
+    p = sub.add_parser(
+        "cleanup",
+        help="remove containers and networks the emulator left behind",
+        description="Remove containers and networks labelled sagemaker-emulator.managed=true, and "
+        "nothing else. Resources of emulator processes still running are kept unless "
+        "--all is given.",
+    )
+    p.add_argument("--all", action="store_true", help="also remove resources of emulator processes still running")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
+    """Sweep (or list, with --dry-run) and print one line per resource."""
+    from emulator.runtime.sweep import sweep
+
+    removed = sweep(config, include_running_sessions=args.all, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for kind, ident, name in removed:
+        print(f"{verb} {kind} {ident[:12]} {name}")
+    print(f"{verb} {len(removed)} resource(s)")
+    return errors.EXIT_OK

@@ -1,0 +1,67 @@
+"""``serve``: run a model behind a local real-time endpoint until Ctrl-C (CreateModel + CreateEndpoint)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from emulator import errors
+from emulator.cli import options
+from emulator.config import EmulatorConfig
+
+if TYPE_CHECKING:
+    from emulator.cli.options import SubParsers
+
+
+def add_command(sub: SubParsers) -> None:
+    """Register ``serve``."""
+    p = options.add_subcommand(
+        sub,
+        "serve",
+        help="run a real-time endpoint until Ctrl-C",
+        description="Run a model behind a local endpoint, like CreateModel + CreateEndpoint: the image's 'serve' "
+        "with the model extracted read-only at /opt/ml/model and port 8080 published on a free 127.0.0.1 port.",
+        examples="""examples:
+  python -m emulator serve --image my-algo:latest --model-data out/job/output/model.tar.gz
+  python -m emulator serve --model-spec model.yaml --name my-endpoint --startup-timeout 600
+  # in another shell:
+  python -m emulator invoke my-endpoint --content-type text/csv --body '5.1,3.5,1.4,0.2'
+""",
+    )
+    options.add_model_flags(p)
+    p.add_argument("--name", help="endpoint name (for 'invoke NAME')")
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long /ping may take to answer 200 (platform default 240)",
+    )
+    options.add_common(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
+    """Serve until Ctrl-C (exit 0) or until the container exits on its own (exit 1)."""
+    ep = options.endpoint_from_flags(args, config, name=args.name, startup_timeout_s=args.startup_timeout)
+    print(f"endpoint {ep.name}: starting {ep.image}", file=sys.stderr)
+    with ep:
+        print(
+            f"endpoint {ep.name} InService at {ep.url} (ready in {ep.ready_after_s:.2f} s); Ctrl-C to stop",
+            file=sys.stderr,
+        )
+        print(json.dumps({"EndpointName": ep.name, "Url": ep.url}), flush=True)
+        try:
+            code = ep.wait()
+        except KeyboardInterrupt:
+            print(
+                f"endpoint {ep.name}: stopping (SIGTERM, then SIGKILL after {config.serving_stop_grace_s:g} s)",
+                file=sys.stderr,
+            )
+            return errors.EXIT_OK
+        print(
+            f"endpoint {ep.name}: the container exited on its own with status {code}; last lines:\n{ep.logs_tail(20)}",
+            file=sys.stderr,
+        )
+        return errors.EXIT_JOB_FAILED
