@@ -7,17 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from emulator.constants import SERVING_STOP_GRACE_S, STARTUP_TIMEOUT_S, TRAINING_STOP_GRACE_S
 from emulator.errors import InvalidConfig
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "000000000000"
 DEFAULT_ROLE_ARN = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/SageMakerEmulator"
-#: The platform waits 120 s between SIGTERM and SIGKILL for training and processing.
-DEFAULT_TRAINING_STOP_GRACE_S = 120.0
-#: ... and 30 s for serving containers.
-DEFAULT_SERVING_STOP_GRACE_S = 30.0
-#: The platform gives a new endpoint 4 minutes to pass /ping (ContainerStartupHealthCheckTimeoutInSeconds).
-DEFAULT_STARTUP_TIMEOUT_S = 240.0
+DEFAULT_TRAINING_STOP_GRACE_S = TRAINING_STOP_GRACE_S
+DEFAULT_SERVING_STOP_GRACE_S = SERVING_STOP_GRACE_S
+DEFAULT_STARTUP_TIMEOUT_S = STARTUP_TIMEOUT_S
 #: How often /ping is polled while waiting for readiness.
 DEFAULT_PING_INTERVAL_S = 0.02
 

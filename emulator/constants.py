@@ -35,6 +35,18 @@ PING_TIMEOUT_S = 2.0
 MAX_FAILURE_REASON_CHARS = 1024
 MAX_EXIT_MESSAGE_BYTES = 1024
 
+#: What a local run defaults to where the API requires a value.
+DEFAULT_INSTANCE_TYPE = "ml.m5.large"
+DEFAULT_VOLUME_SIZE_GB = 30
+#: StoppingCondition.MaxRuntimeInSeconds: the platform's default and its upper bound (28 days).
+DEFAULT_MAX_RUNTIME_S = 86400
+#: The platform waits 120 s between SIGTERM and SIGKILL for training and processing ...
+TRAINING_STOP_GRACE_S = 120.0
+#: ... and 30 s for serving containers.
+SERVING_STOP_GRACE_S = 30.0
+#: A new endpoint has 4 minutes to pass /ping (ContainerStartupHealthCheckTimeoutInSeconds' default).
+STARTUP_TIMEOUT_S = 240.0
+
 HOMOGENEOUS_GROUP = "homogeneousCluster"
 NETWORK_INTERFACE = "eth0"
 
@@ -49,3 +61,25 @@ LABEL_PID = "sagemaker-emulator.pid"
 def host_name(index: int) -> str:
     """The platform's host names: algo-1 .. algo-N."""
     return f"algo-{index + 1}"
+
+
+# -- batch transform
+#: BatchStrategy as the API spells it.
+SINGLE_RECORD = "SingleRecord"
+MULTI_RECORD = "MultiRecord"
+#: The API's spelling -> the environment's (SAGEMAKER_BATCH_STRATEGY, the documented /execution-parameters answer).
+BATCH_STRATEGY_ENV = {SINGLE_RECORD: "SINGLE_RECORD", MULTI_RECORD: "MULTI_RECORD"}
+#: Either spelling -> the API's (both are accepted wherever a strategy is read).
+BATCH_STRATEGIES = {**{api: api for api in BATCH_STRATEGY_ENV}, **{env: api for api, env in BATCH_STRATEGY_ENV.items()}}
+#: The platform's default is unverified; SDK local mode uses MultiRecord, and so does the emulator.
+DEFAULT_BATCH_STRATEGY = MULTI_RECORD
+DEFAULT_MAX_CONCURRENT_TRANSFORMS = 1
+DEFAULT_MAX_PAYLOAD_IN_MB = 6
+#: MaxPayloadInMB is at most 100 (0: no limit).
+MAX_PAYLOAD_IN_MB = 100
+#: Limit of MaxConcurrentTransforms x MaxPayloadInMB.
+MAX_CONCURRENT_PAYLOAD_MB = 100
+#: ModelClientConfig's defaults: InvocationsTimeoutInSeconds and InvocationsMaxRetries.
+DEFAULT_INVOCATIONS_TIMEOUT_S = 600
+DEFAULT_INVOCATIONS_MAX_RETRIES = 3
+DEFAULT_TRANSFORM_INSTANCE_TYPE = "ml.m5.large"

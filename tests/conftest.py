@@ -184,20 +184,12 @@ def _no_leftover_docker_resources() -> Iterator[None]:
     from emulator.runtime.docker import DockerClient
 
     docker = DockerClient(EmulatorConfig.from_env())
-    containers, networks = docker.list_managed(LABEL_MANAGED)
-    left_c = [c for c in containers if _ours(c.get("Labels") or {})]
-    left_n = [n for n in networks if _ours(n.get("Labels") or {})]
-    if not left_c and not left_n:
+    left = [r for r in docker.list_managed(LABEL_MANAGED) if _ours(dict(r.labels))]
+    if not left:
         return
-    described = [
-        f"container {c['Id'][:12]} {(c.get('Names') or ['?'])[0]} (job {(c.get('Labels') or {}).get(LABEL_JOB)}, "
-        f"{c.get('State')})"
-        for c in left_c
-    ] + [f"network {n['Id'][:12]} {n.get('Name')}" for n in left_n]
-    for c in left_c:
-        docker.remove(c["Id"])
-    for n in left_n:
-        docker.remove_network(n["Id"])
+    described = [f"{r.kind} {r.id[:12]} {r.name} (job {r.labels.get(LABEL_JOB)}, {r.state})" for r in left]
+    for r in left:  # containers come first: a network in use cannot be removed
+        (docker.remove if r.kind == "container" else docker.remove_network)(r.id)
     pytest.fail(
         "the emulator left Docker resources behind during this test session (now removed): " + "; ".join(described),
         pytrace=False,

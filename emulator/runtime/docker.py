@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import io
 import logging
-import signal as _signal
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import docker
 import docker.errors
@@ -87,6 +86,20 @@ class ContainerState:
     oom_killed: bool
 
 
+@dataclass(frozen=True)
+class Managed:
+    """A container or network the emulator created, found by its labels."""
+
+    kind: Literal["container", "network"]
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    #: Containers: running, exited, created, ...
+    state: str = ""
+    #: Containers: container port -> the 127.0.0.1 port it is published on.
+    ports: Mapping[int, int] = field(default_factory=dict)
+
+
 class DockerSeam(Protocol):
     """The operations job modules use; :class:`DockerClient` implements them against a real engine."""
 
@@ -103,6 +116,8 @@ class DockerSeam(Protocol):
     def remove(self, container_id: str) -> None: ...
     def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> str: ...
     def remove_network(self, network_id: str) -> None: ...
+    def list_managed(self, label: str = LABEL_MANAGED) -> list[Managed]: ...
+    def close(self) -> None: ...
 
 
 class DockerClient:
@@ -241,15 +256,6 @@ class DockerClient:
             if exc.status_code not in (404, 409):
                 raise
 
-    def stop(self, container_id: str, grace_s: float) -> int | None:
-        """Like the platform's stop: SIGTERM, then SIGKILL after ``grace_s``; the exit code."""
-        self.signal(container_id, _signal.SIGTERM)
-        code = self.wait(container_id, timeout_s=max(grace_s, 0.01))
-        if code is None:
-            self.signal(container_id, _signal.SIGKILL)
-            code = self.wait(container_id, timeout_s=30)
-        return code
-
     def state(self, container_id: str) -> ContainerState:
         """The container's current state."""
         st = self._api.inspect_container(container_id)["State"]
@@ -326,11 +332,20 @@ class DockerClient:
             logger.warning("could not remove network %s: %s", network_id[:12], _short(exc))
 
     # -- sweeping -------------------------------------------------------------------------------------
-    def list_managed(self, label: str = LABEL_MANAGED) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Containers and networks that carry ``label`` (ours), as docker's own summaries."""
-        containers = self._api.containers(all=True, filters={"label": label})
-        networks = self._api.networks(filters={"label": label})
-        return list(containers), list(networks)
+    def list_managed(self, label: str = LABEL_MANAGED) -> list[Managed]:
+        """Containers, then networks, that carry ``label`` (``key`` or ``key=value``)."""
+        found: list[Managed] = []
+        for c in self._api.containers(all=True, filters={"label": label}):
+            ports = {int(p["PrivatePort"]): int(p["PublicPort"]) for p in c.get("Ports") or [] if p.get("PublicPort")}
+            name = (c.get("Names") or ["?"])[0].lstrip("/")
+            found.append(Managed("container", c["Id"], name, c.get("Labels") or {}, c.get("State", ""), ports))
+        for n in self._api.networks(filters={"label": label}):
+            found.append(Managed("network", n["Id"], n.get("Name", "?"), n.get("Labels") or {}))
+        return found
+
+    def close(self) -> None:
+        """Close the connection pool to the engine."""
+        self._client.close()  # type: ignore[no-untyped-call]
 
 
 def _tar_of(files: dict[str, bytes], dirs: list[str]) -> bytes:

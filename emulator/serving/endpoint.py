@@ -12,15 +12,12 @@ always removes the container.
 
 from __future__ import annotations
 
-import collections
 import logging
 import shutil
-import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, Unpack
@@ -30,10 +27,12 @@ import requests
 from emulator.config import EmulatorConfig
 from emulator.constants import INVOCATION_TIMEOUT_S, MODEL_DIR, OPT_ML, SERVING_PORT
 from emulator.errors import ContainerFailed, EmulatorError, EndpointNotReady, InvalidSpec
-from emulator.instance_types import docker_limits
 from emulator.runtime import session as _session
-from emulator.runtime.cluster import LogSink, default_log_sink, start_failure
-from emulator.runtime.docker import ContainerSpec, DockerClient, DockerSeam, Mount
+from emulator.runtime.cluster import start_failure
+from emulator.runtime.container import Container, LogSink, StopResult, default_log_sink
+from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
+from emulator.runtime.resources import docker_limits
+from emulator.runtime.session import Session
 from emulator.serving.invocations import (
     DEFAULT_VARIANT,
     Body,
@@ -75,16 +74,6 @@ _TAIL_LINES = 200
 
 
 # -- the endpoint -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StopResult:
-    """How the serving container ended when it was stopped."""
-
-    exit_code: int | None
-    seconds: float
-    #: True when it ignored SIGTERM for the whole grace period and had to be killed.
-    killed: bool
-
-
 class Endpoint:
     """One serving container behind an InvokeEndpoint-like :meth:`invoke`; a context manager.
 
@@ -117,13 +106,15 @@ class Endpoint:
         invocation_timeout_s: float = INVOCATION_TIMEOUT_S,
         max_connections: int = 10,
         hostname: str | None = None,
+        session: Session | None = None,
         config: EmulatorConfig | None = None,
         docker: DockerSeam | None = None,
         s3: S3 | None = None,
         log_sink: LogSink | None = None,
         kind: str = "endpoint",
     ) -> None:
-        self.config = config or EmulatorConfig()
+        self.session, self._owns_session = Session.of(session, config, docker, s3)
+        self.config = self.session.config
         self.image = image
         self.name = name or _session.job_name("endpoint")
         self.arn = _session.arn(self.config, "endpoint", self.name)
@@ -141,16 +132,13 @@ class Endpoint:
         self._max_connections = max_connections
         self._hostname = hostname
         self._kind = kind
-        self._docker = docker
-        self._s3 = s3
         self._sink = log_sink or (default_log_sink if self.config.stream_logs else _discard)
-        self._cid: str | None = None
+        self._container: Container | None = None
         self._invoker: Invoker | None = None
         self._work: Path | None = None
-        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-        self._exited = threading.Event()
+        self._exited = threading.Event()  # set once the container exited, or never started
         self._closing = threading.Event()
-        self._log_thread: threading.Thread | None = None
+        self._lock = threading.RLock()
         self._released = False
         self._created = _session.now()
         self._started_at = 0.0
@@ -214,9 +202,9 @@ class Endpoint:
     @property
     def container_id(self) -> str:
         """The serving container's id."""
-        if self._cid is None:
+        if self._container is None or not self._container.created:
             raise EmulatorError(f"endpoint {self.name} is not started; use it as a context manager")
-        return self._cid
+        return self._container.id
 
     @property
     def invoker(self) -> Invoker:
@@ -246,7 +234,7 @@ class Endpoint:
             EndpointNotReady: the container exited before it was healthy, or the startup timeout passed.
             ContainerFailed: Docker could not start ``serve`` in the image.
         """
-        if self._cid is not None:
+        if self._container is not None:
             raise EmulatorError(f"endpoint {self.name} is started already")
         try:
             self._start()
@@ -259,7 +247,7 @@ class Endpoint:
         return self
 
     def _start(self) -> None:
-        docker = self._docker = self._docker or DockerClient(self.config)
+        docker = self.session.docker
         docker.image_info(self.image)  # a missing image fails before anything is created
         model_dir = self._prepare_model()
         nano_cpus, mem_limit = self._limits
@@ -269,7 +257,6 @@ class Endpoint:
             environment=self.environment,
             # A fresh volume over /opt/ml hides files an image bakes there, as on the platform.
             mounts=[Mount(OPT_ML), Mount(MODEL_DIR, str(model_dir), read_only=True)],
-            labels=_session.labels(self._kind, self.name),
             hostname=self._hostname,
             publish_port=SERVING_PORT,
             nano_cpus=nano_cpus,
@@ -281,16 +268,28 @@ class Endpoint:
                 "network so that its port 8080 can be published",
                 self.name,
             )
-        self._cid = cid = docker.create(spec)
-        _session.register(docker, cid, "container")
+        container = Container(
+            docker,
+            spec,
+            kind=self._kind,
+            job=self.name,
+            source=self.name,
+            log_sink=self._sink,
+            keep=self.config.keep_containers,
+        )
+        with self._lock:
+            if self._closing.is_set():
+                raise EmulatorError(f"endpoint {self.name} was stopped before it started")
+            self._container = container
+        container.create()
         try:
-            docker.start(cid)
+            container.start()
         except EmulatorError as exc:
             raise start_failure(exc, self.image, ["serve"]) from None
-        self._started_at = time.monotonic()
-        self._follow_logs(docker, cid)
+        threading.Thread(target=self._watch_exit, name=f"exit-{self.name}"[:60], daemon=True).start()
+        self._started_at = container.started_at or time.monotonic()
         self._invoker = Invoker(
-            f"http://127.0.0.1:{self._host_port(docker, cid)}",
+            f"http://127.0.0.1:{self._host_port(container)}",
             variant=self.variant_name,
             timeout_s=self.invocation_timeout_s,
             max_connections=self._max_connections,
@@ -301,6 +300,14 @@ class Endpoint:
         self.ready_after_s = time.monotonic() - self._started_at
         logger.info("endpoint %s is InService at %s (%.2fs after start)", self.name, self.url, self.ready_after_s)
 
+    def _watch_exit(self) -> None:
+        container = self._container
+        assert container is not None
+        container.exited.wait()
+        self.exit_code = container.exit_code if self.exit_code is None else self.exit_code
+        self.oom_killed = container.oom_killed
+        self._exited.set()
+
     def _prepare_model(self) -> Path:
         self._work = Path(tempfile.mkdtemp(prefix="sm-emulator-model-", dir=self.config.work_dir))
         source, prefix = model_location(self._model_data)
@@ -308,21 +315,17 @@ class Endpoint:
         if source is None:
             dest.mkdir()
             return dest
-        s3 = self._s3 or (S3(self.config) if is_s3(source) else None)
-        try:
-            if prefix and s3 is not None and is_s3(source):
-                s3.download_prefix(source, dest)
-                return dest
-            if prefix:
-                return local_dir(source)
-            return extract_model(source, dest, s3)
-        finally:
-            if s3 is not None and self._s3 is None:
-                s3.close()
+        s3 = self.session.s3 if is_s3(source) else None
+        if prefix and s3 is not None:
+            s3.download_prefix(source, dest)
+            return dest
+        if prefix:
+            return local_dir(source)
+        return extract_model(source, dest, s3)
 
-    def _host_port(self, docker: DockerSeam, cid: str) -> int:
+    def _host_port(self, container: Container) -> int:
         try:
-            return docker.host_port(cid, SERVING_PORT)
+            return container.host_port(SERVING_PORT)
         except ContainerFailed:
             self._raise_if_exited(wait_s=2.0)
             raise
@@ -331,6 +334,8 @@ class Endpoint:
         last = "no answer yet"
         while True:
             self._raise_if_exited()
+            if self._closing.is_set():
+                raise EmulatorError(f"endpoint {self.name} was stopped while it was starting")
             try:
                 status = self.invoker.ping()
                 if status == 200:
@@ -377,46 +382,13 @@ class Endpoint:
         return err
 
     # -- logs ----------------------------------------------------------------------------------------------
-    def _follow_logs(self, docker: DockerSeam, cid: str) -> None:
-        self._log_thread = threading.Thread(
-            target=self._pump, args=(docker, cid, docker.iter_log_lines(cid)), name=f"logs-{self.name}", daemon=True
-        )
-        self._log_thread.start()
-
-    def _pump(self, docker: DockerSeam, cid: str, lines: Iterator[str]) -> None:
-        try:
-            for line in lines:
-                self._tail.append(line)
-                try:
-                    self._sink(self.name, line)
-                except Exception:  # a broken sink must not break the endpoint
-                    logger.exception("log sink failed")
-        finally:
-            self._note_exit(docker, cid)
-
-    def _note_exit(self, docker: DockerSeam, cid: str) -> None:
-        # The log stream ends when the container exits; if it broke for another reason, poll the state.
-        while not self._closing.is_set():
-            try:
-                st = docker.state(cid)
-            except Exception:  # removed: it has exited
-                break
-            if st.status not in {"running", "created", "restarting"}:
-                self.exit_code, self.oom_killed = st.exit_code, st.oom_killed
-                break
-            self._closing.wait(0.5)
-        self._exited.set()
-
     def logs_tail(self, lines: int = 50) -> str:
         """The last ``lines`` lines the container printed."""
-        if self._cid is not None and self._docker is not None:
-            text = self._docker.logs_tail(self._cid, lines)
-            if text:
-                return text
-        return "\n".join(list(self._tail)[-lines:])
+        return self._container.logs_tail(lines) if self._container is not None else ""
 
     def _log_hint(self) -> str:
-        return f"See the container's logs (docker logs {self._cid[:12] if self._cid else '?'}) for more information."
+        cid = self._container.id[:12] if self._container is not None and self._container.created else "?"
+        return f"See the container's logs (docker logs {cid}) for more information."
 
     # -- requests ------------------------------------------------------------------------------------------
     def invoke(
@@ -484,22 +456,20 @@ class Endpoint:
         return d
 
     # -- stopping ------------------------------------------------------------------------------------------
-    def stop(self) -> StopResult:
-        """Stop the container like the platform: SIGTERM, then SIGKILL after ``config.serving_stop_grace_s``."""
-        docker, cid = self._docker, self.container_id
-        assert docker is not None
-        start = time.monotonic()
-        docker.signal(cid, signal.SIGTERM)
-        code = docker.wait(cid, timeout_s=max(self.config.serving_stop_grace_s, 0.01))
-        killed = code is None
-        if killed:
-            logger.warning(
-                "endpoint %s ignored SIGTERM for %ss; sending SIGKILL", self.name, self.config.serving_stop_grace_s
-            )
-            docker.signal(cid, signal.SIGKILL)
-            code = docker.wait(cid, timeout_s=30)
-        self.stop_result = StopResult(code, time.monotonic() - start, killed)
-        self.exit_code = code if code is not None else self.exit_code
+    def stop(self, grace_s: float | None = None) -> StopResult:
+        """Stop the container like the platform: SIGTERM, then SIGKILL after ``config.serving_stop_grace_s``.
+
+        Any thread, any time: during :meth:`start` it ends the readiness wait (start raises).
+        """
+        self._closing.set()
+        with self._lock:
+            container = self._container
+        if container is None or not container.created:
+            return StopResult(None, 0.0, False)
+        grace = self.config.serving_stop_grace_s if grace_s is None else grace_s
+        result = container.stop(grace)
+        self.stop_result = container.stop_result or result
+        self.exit_code = result.exit_code if result.exit_code is not None else self.exit_code
         return self.stop_result
 
     def close(self) -> None:
@@ -508,7 +478,7 @@ class Endpoint:
         if self._status not in {"Failed", "Deleted"}:
             self._status = "Deleting"
         try:
-            if self._cid is not None and self.stop_result is None and not self._released:
+            if self._container is not None and self.stop_result is None and not self._released:
                 self.stop()
         finally:
             self._release()
@@ -516,26 +486,21 @@ class Endpoint:
                 self._status = "Deleted"
 
     def _release(self) -> None:
-        if self._released:
-            return
-        self._released = True
-        if self._invoker is not None:
-            self._invoker.close()
-        cid, docker = self._cid, self._docker
-        if cid is not None and docker is not None:
-            if self.config.keep_containers:
-                logger.warning("keeping container %s of endpoint %s (keep_containers is set)", cid[:12], self.name)
-                _session.unregister(cid)  # kept means kept: the exit sweep must not remove it either
-            else:
-                try:
-                    docker.remove(cid)
-                finally:
-                    _session.unregister(cid)
-        if self._log_thread is not None:
-            self._log_thread.join(timeout=5)
-        if self._work is not None:
-            shutil.rmtree(self._work, ignore_errors=True)
-            self._work = None
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        try:
+            if self._invoker is not None:
+                self._invoker.close()
+            if self._container is not None:
+                self._container.remove()
+            if self._work is not None:
+                shutil.rmtree(self._work, ignore_errors=True)
+                self._work = None
+        finally:
+            if self._owns_session:
+                self.session.close()
 
 
 def _discard(host: str, line: str) -> None:

@@ -38,7 +38,7 @@ from emulator.constants import (
     SERVING_PORT,
 )
 from emulator.errors import EmulatorError, InvalidSpec, ModelError, ValidationError
-from emulator.runtime.docker import DockerClient
+from emulator.runtime.docker import DockerClient, DockerSeam
 from emulator.spec import operation_model, validate
 
 logger = logging.getLogger(__name__)
@@ -325,19 +325,17 @@ class Invoker:
 
 
 # -- for the CLI: a running endpoint, by name or URL -----------------------------------------------------
-def find_endpoint_url(name: str, docker: DockerClient) -> str:
+def find_endpoint_url(name: str, docker: DockerSeam) -> str:
     """The URL of a running endpoint container started (by any process) under ``name``.
 
     Raises:
         EmulatorError: no running endpoint of that name.
     """
-    containers, _ = docker.list_managed(f"{LABEL_JOB}={name}")
-    for c in containers:
-        if (c.get("Labels") or {}).get(LABEL_KIND) != "endpoint" or c.get("State") != "running":
-            continue
-        for p in c.get("Ports") or []:
-            if p.get("PrivatePort") == SERVING_PORT and p.get("PublicPort"):
-                return f"http://127.0.0.1:{p['PublicPort']}"
+    for c in docker.list_managed(f"{LABEL_JOB}={name}"):
+        if c.kind == "container" and c.labels.get(LABEL_KIND) == "endpoint" and c.state == "running":
+            port = c.ports.get(SERVING_PORT)
+            if port:
+                return f"http://127.0.0.1:{port}"
     raise EmulatorError(
         f"no running endpoint named {name!r}; start one with 'sagemaker-emulator serve --name {name} "
         "...' or pass its URL"

@@ -148,3 +148,39 @@ def export(local_file: Path, destination: str, s3: S3 | None) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(local_file), target)
     return destination
+
+
+def list_tree(stream: Iterable[bytes], path: str) -> dict[str, str]:
+    """Every entry of a ``get_archive`` stream of ``path``: absolute path -> ``file``, ``dir`` or ``symlink -> X``."""
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    out: dict[str, str] = {}
+    for member, _ in iter_members(stream):
+        name = f"{parent}/{member.name}".rstrip("/")
+        if member.issym() or member.islnk():
+            out[name] = f"symlink -> {member.linkname}"
+        elif member.isdir():
+            out[name] = "dir"
+        else:
+            out[name] = "file"
+    return out
+
+
+def extract_files(streams: Iterable[Iterable[bytes]], target: Path) -> int:
+    """Write the regular files of container tar streams of one directory (one per host) under ``target``.
+
+    Symlinks are not followed, as on the platform; a later host's file of the same name wins. Returns the count.
+    """
+    count = 0
+    target.mkdir(parents=True, exist_ok=True)
+    for stream in streams:
+        for member, tf in iter_members(stream):
+            rel = member.name.split("/", 1)[1] if "/" in member.name else ""
+            if rel and member.isfile():
+                dest = target / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                src = tf.extractfile(member)
+                with open(dest, "wb") as fh:
+                    if src is not None:
+                        shutil.copyfileobj(src, fh)
+                count += 1
+    return count

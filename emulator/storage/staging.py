@@ -10,60 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from emulator.constants import INPUT_DATA_DIR
 from emulator.errors import InputNotFound, InvalidSpec
 from emulator.storage.s3 import S3, is_s3, split_s3
-
-
-@dataclass
-class StagedChannel:
-    """A channel ready to mount: for each host, (host path, container path) pairs."""
-
-    name: str
-    request: Mapping[str, Any]
-    per_host: list[list[tuple[str, str]]] = field(default_factory=list)
-
-    def mounts_for(self, host_index: int) -> list[tuple[str, str]]:
-        """The read-only mounts host ``host_index`` gets for this channel."""
-        return self.per_host[host_index]
-
-    def input_data_config(self, algo: Mapping[str, Any]) -> dict[str, str]:
-        """This channel's entry in inputdataconfig.json, with the platform's key names."""
-        src = self.request.get("DataSource", {}).get("S3DataSource", {})
-        entry: dict[str, str] = {}
-        if self.request.get("ContentType"):
-            entry["ContentType"] = self.request["ContentType"]
-        entry["TrainingInputMode"] = self.request.get("InputMode") or algo.get("TrainingInputMode", "File")
-        entry["S3DistributionType"] = src.get("S3DataDistributionType", "FullyReplicated")
-        entry["RecordWrapperType"] = self.request.get("RecordWrapperType", "None")
-        return entry
-
-
-def stage_channel(channel: Mapping[str, Any], work: Path, s3: S3, hosts: int) -> StagedChannel:
-    """Resolve a channel's data and decide what each host sees at /opt/ml/input/data/<name>."""
-    name = channel["ChannelName"]
-    src = channel.get("DataSource", {}).get("S3DataSource")
-    if not src:
-        raise InvalidSpec(f"InputDataConfig[{name}].DataSource.S3DataSource: missing; give the channel a location")
-    if src.get("S3DataType") == "AugmentedManifestFile":
-        raise InvalidSpec(f"InputDataConfig[{name}]: AugmentedManifestFile needs Pipe mode, which is not emulated")
-    staged = StagedChannel(name, channel)
-    staged.per_host = stage_data(
-        src["S3Uri"],
-        f"{INPUT_DATA_DIR}/{name}",
-        work / name,
-        s3,
-        hosts,
-        what=f"channel {name!r}",
-        data_type=src.get("S3DataType", "S3Prefix"),
-        sharded=src.get("S3DataDistributionType", "FullyReplicated") == "ShardedByS3Key",
-    )
-    return staged
 
 
 def stage_data(

@@ -29,9 +29,9 @@ import yaml
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_KIND, LABEL_PID, LABEL_SESSION
 from emulator.errors import Interrupted
-from emulator.instance_types import docker_limits
 from emulator.runtime import session as _session
 from emulator.runtime.docker import DockerClient
+from emulator.runtime.resources import docker_limits
 from emulator.storage.s3 import S3
 from emulator.training import TrainingJob
 
@@ -144,19 +144,15 @@ def run_job(probe_image: str, fast_config: EmulatorConfig, tmp_path: Path) -> Ru
 
 
 def leftovers(config: EmulatorConfig, label: str) -> list[str]:
-    containers, networks = DockerClient(config).list_managed(label)
-    return [f"container {c['Id'][:12]} {c.get('Names')}" for c in containers] + [
-        f"network {n['Id'][:12]} {n.get('Name')}" for n in networks
-    ]
+    return [f"{r.kind} {r.id[:12]} {r.name}" for r in DockerClient(config).list_managed(label)]
 
 
 @pytest.fixture(autouse=True)
 def _nothing_left_behind(docker_available: str, fast_config: EmulatorConfig) -> Iterator[None]:
     """After every test: no training container or network of this session, and no job temp dir."""
     yield
-    containers, networks = DockerClient(fast_config).list_managed(f"{LABEL_SESSION}={_session.SESSION_ID}")
-    ours = [c["Id"][:12] for c in containers if (c.get("Labels") or {}).get(LABEL_KIND) == "training"]
-    ours += [n["Id"][:12] for n in networks if (n.get("Labels") or {}).get(LABEL_KIND) == "training"]
+    found = DockerClient(fast_config).list_managed(f"{LABEL_SESSION}={_session.SESSION_ID}")
+    ours = [r.id[:12] for r in found if r.labels.get(LABEL_KIND) == "training"]
     assert not ours, f"training containers/networks left behind: {ours}"
     assert not list(Path(fast_config.work_dir or "").glob("sm-emulator-train-*")), "a job temp dir was left"
 

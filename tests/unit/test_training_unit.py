@@ -7,6 +7,7 @@ written, log lines, exit code, signals) and serves ``get_archive`` as Docker doe
 
 from __future__ import annotations
 
+import _thread
 import copy
 import io
 import json
@@ -118,7 +119,8 @@ class FakeDocker:
         c = self.containers[container_id]
         if c.script.interrupt_on_wait and not self.interrupted:
             self.interrupted = True
-            raise KeyboardInterrupt
+            _thread.interrupt_main()  # Ctrl-C reaches the main thread, where run() waits
+            return None
         if c.exit_code is not None:
             return c.exit_code
         time.sleep(min(timeout_s or 0.01, 0.01))
@@ -228,9 +230,13 @@ def config(tmp_path: Path) -> EmulatorConfig:
 @pytest.fixture
 def fast_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the cluster's clock run 40x faster, so MaxRuntimeInSeconds=1 passes in a blink."""
-    real_time, real_sleep = time.time, time.sleep
-    start = real_time()
-    clock = SimpleNamespace(time=lambda: start + (real_time() - start) * 40, sleep=real_sleep)
+    real_time, real_sleep, real_monotonic = time.time, time.sleep, time.monotonic
+    start, start_m = real_time(), real_monotonic()
+    clock = SimpleNamespace(
+        time=lambda: start + (real_time() - start) * 40,
+        monotonic=lambda: start_m + (real_monotonic() - start_m) * 40,
+        sleep=real_sleep,
+    )
     monkeypatch.setattr(_cluster, "time", clock)
 
 
@@ -418,7 +424,7 @@ def test_container_hostnames_must_be_one_distinct_name_per_host(
 
 
 def test_instance_type_sets_cpu_and_memory_limits(tmp_path: Path, config: EmulatorConfig) -> None:
-    from emulator.instance_types import docker_limits
+    from emulator.runtime.resources import docker_limits
 
     _, docker = run(tmp_path, config, ResourceConfig={"InstanceType": "ml.t3.medium", "InstanceCount": 1})
     [spec] = docker.specs
@@ -624,8 +630,9 @@ def test_record_tree_lists_the_files_each_host_left_under_opt_ml(tmp_path: Path,
         "/opt/ml/model/model.bin",
         "/opt/ml/output/model/copy.bin",
         "/opt/ml/stray.txt",
-    ]  # files only (no directories), absolute, sorted; by host name
-    assert job.final_tree == {"h-a": expected, "h-b": expected}
+    ]  # absolute paths, by host name
+    files = {h: sorted(p for p, kind in tree.items() if kind == "file") for h, tree in job.final_tree.items()}
+    assert files == {"h-a": expected, "h-b": expected}
     assert docker.all_removed()  # listed before the containers went away
 
 

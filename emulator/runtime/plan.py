@@ -1,0 +1,87 @@
+"""Plans: what a job will do, decided before anything runs.
+
+Each container job kind (training, processing) turns its request into a :class:`JobPlan` with a pure function
+(defaults applied once, every check done, the hosts and each host's container spec with its /opt/ml files); the
+:class:`~emulator.runtime.runner.PlanRunner` executes any plan; a pure function of the kind builds the Describe
+result from the plan and the :class:`~emulator.runtime.runner.RunResult`. Plans are values: unit tests check them
+without an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from emulator.runtime.docker import ContainerSpec
+
+
+@dataclass(frozen=True)
+class DataInput:
+    """Data that staging brings to ``container_path`` (mounted read-only) on every host, or a shard per host."""
+
+    uri: str
+    container_path: str
+    what: str
+    data_type: str = "S3Prefix"
+    sharded: bool = False
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Files copied from ``location`` into ``container_path`` of every host before it starts (checkpoints)."""
+
+    location: str
+    container_path: str
+
+
+@dataclass(frozen=True)
+class Export:
+    """After the containers exit, ``container_path`` of every host merged into one artifact at ``destination``.
+
+    ``form``: ``tar.gz`` / ``tar`` (one archive, entries at its root) or ``tree`` (the files, as they are).
+    ``always``: export even when no host wrote a file (the model archive); else only when there is one.
+    """
+
+    name: str
+    container_path: str
+    destination: str
+    form: Literal["tar.gz", "tar", "tree"]
+    always: bool = False
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """One host: its name (what peers resolve) and its container."""
+
+    name: str
+    spec: ContainerSpec
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything a container job will do; made by a kind's pure ``plan()`` and run by the runner."""
+
+    kind: str
+    name: str
+    arn: str
+    image: str
+    #: The request with its defaults applied (once), as validated.
+    request: Mapping[str, Any]
+    hosts: tuple[HostPlan, ...]
+    max_runtime_s: float
+    stop_grace_s: float
+    inputs: tuple[DataInput, ...] = ()
+    seeds: tuple[Seed, ...] = ()
+    exports: tuple[Export, ...] = ()
+    #: Files read from every host after it exited (the failure file, the exit message).
+    reads: tuple[str, ...] = ()
+    private_network: bool = False
+    internal_network: bool = False
+    #: What the container runs, for the message when Docker cannot start it.
+    command: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def host_names(self) -> list[str]:
+        """The hosts' names, in order."""
+        return [h.name for h in self.hosts]

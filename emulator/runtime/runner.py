@@ -1,0 +1,172 @@
+"""The generic runner: executes any :class:`~emulator.runtime.plan.JobPlan` on the engine.
+
+Stages the plan's inputs (bind mounts for local data, downloads for S3), adds its seed files, runs the hosts as
+a :class:`~emulator.runtime.cluster.Cluster`, then exports the artifacts and reads the files the plan names,
+before the containers are removed. ``stop()`` may come from any thread at any time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emulator.errors import EmulatorError
+from emulator.runtime.cluster import Cluster, LogSink, Outcome, start_failure
+from emulator.runtime.docker import ContainerSpec, Mount
+from emulator.runtime.plan import Export, JobPlan
+from emulator.runtime.session import Session
+from emulator.storage.artifacts import extract_files, list_tree, read_file, repack
+from emulator.storage.locations import Storage
+from emulator.storage.staging import stage_data
+
+
+@dataclass
+class RunResult:
+    """What running a plan gave: the containers' outcome, the exported artifacts and the files read back."""
+
+    outcome: Outcome
+    #: Export name -> where it went (only those that were exported).
+    exported: dict[str, str] = field(default_factory=dict)
+    #: Per host (in plan order): container path -> content (None: no such file).
+    files: list[dict[str, bytes | None]] = field(default_factory=list)
+    #: With ``record_tree``: host -> every entry under /opt/ml (path -> file, dir or symlink -> X).
+    tree: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+class PlanRunner:
+    """Runs one plan once. ``on_running`` is called before the containers start, ``on_exited`` after they end."""
+
+    def __init__(
+        self,
+        plan: JobPlan,
+        session: Session,
+        *,
+        log_sink: LogSink | None = None,
+        record_tree: bool = False,
+        on_running: Callable[[], None] | None = None,
+        on_exited: Callable[[], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.session = session
+        self._sink = log_sink
+        self._record_tree = record_tree
+        self._on_running = on_running
+        self._on_exited = on_exited
+        self._lock = threading.Lock()
+        self._cluster: Cluster | None = None
+        self._stop: tuple[bool, float | None] = (False, None)
+
+    def run(self) -> RunResult:
+        """Stage, run, export; the containers and the staging dir are removed on every path.
+
+        Raises:
+            ImageNotFound: the image is not there (nothing has been created yet).
+            ContainerFailed: Docker could not start the image's command.
+        """
+        plan, config = self.plan, self.session.config
+        docker = self.session.docker
+        docker.image_info(plan.image)  # a missing image is the user's error: fail before anything is created
+        work = Path(tempfile.mkdtemp(prefix=f"sm-emulator-{plan.kind}-", dir=config.work_dir))
+        try:
+            specs = self._specs(work)
+            if self._on_running:
+                self._on_running()
+            with Cluster(
+                docker,
+                specs,
+                kind=plan.kind,
+                job_name=plan.name,
+                private_network=plan.private_network,
+                internal_network=plan.internal_network,
+                stop_grace_s=plan.stop_grace_s,
+                keep=config.keep_containers,
+                log_sink=self._sink,
+            ) as cluster:
+                with self._lock:
+                    self._cluster = cluster
+                    stop, grace = self._stop
+                if stop:
+                    cluster.stop(grace)
+                try:
+                    outcome = cluster.run(plan.max_runtime_s)
+                except EmulatorError as exc:
+                    raise start_failure(exc, plan.image, list(plan.command)) from None
+                if self._on_exited:
+                    self._on_exited()
+                return self._collect(cluster, outcome, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """SIGTERM the hosts (now, or as soon as they start); SIGKILL after the grace period. Any thread."""
+        with self._lock:
+            self._stop = (True, grace_s)
+            cluster = self._cluster
+        if cluster is not None:
+            cluster.stop(grace_s)
+
+    def _specs(self, work: Path) -> list[ContainerSpec]:
+        plan = self.plan
+        n = len(plan.hosts)
+        storage = Storage(lambda: self.session.s3)
+        seeded: dict[str, bytes] = {}
+        for seed in plan.seeds:
+            for rel, data in storage.read_tree(seed.location).items():
+                seeded[f"{seed.container_path.rstrip('/')}/{rel}"] = data
+        mounts: list[list[Mount]] = [[] for _ in range(n)]
+        for i, data in enumerate(plan.inputs):
+            per_host = stage_data(
+                data.uri,
+                data.container_path,
+                work / f"input-{i}",
+                self.session.s3,
+                n,
+                what=data.what,
+                data_type=data.data_type,
+                sharded=data.sharded,
+            )
+            for h in range(n):
+                mounts[h] += [Mount(target, source, read_only=True) for source, target in per_host[h]]
+        return [
+            dataclasses.replace(
+                host.spec,
+                mounts=[*host.spec.mounts, *mounts[h]],
+                files={**host.spec.files, **seeded},
+                labels=dict(host.spec.labels),
+            )
+            for h, host in enumerate(plan.hosts)
+        ]
+
+    def _collect(self, cluster: Cluster, outcome: Outcome, work: Path) -> RunResult:
+        plan = self.plan
+        n = len(plan.hosts)
+        result = RunResult(outcome)
+        if self._record_tree:
+            result.tree = {plan.hosts[i].name: list_tree(cluster.archive(i, "/opt/ml"), "/opt/ml") for i in range(n)}
+        storage = Storage(lambda: self.session.s3)
+        for j, export in enumerate(plan.exports):
+            where = self._export(cluster, export, work / f"export-{j}", storage)
+            if where is not None:
+                result.exported[export.name] = where
+        result.files = [{path: read_file(cluster.archive(i, path)) for path in plan.reads} for i in range(n)]
+        return result
+
+    def _export(self, cluster: Cluster, export: Export, staging: Path, storage: Storage) -> str | None:
+        streams = (cluster.archive(i, export.container_path) for i in range(len(self.plan.hosts)))
+        if export.form == "tree":
+            count = extract_files(streams, staging)
+            if count or export.always:
+                storage.put_tree(staging, export.destination)
+                return export.destination
+            return None
+        staging.mkdir(parents=True, exist_ok=True)
+        archive = staging / export.destination.rstrip("/").rsplit("/", 1)[-1]
+        count = repack(streams, archive, compress=export.form == "tar.gz")
+        if count or export.always:
+            return storage.put_file(archive, export.destination)
+        return None
