@@ -2,7 +2,7 @@
 
 >>> from emulator import TrainingJob
 >>> TrainingJob  # doctest: +ELLIPSIS
-<class 'emulator.training.TrainingJob'>
+<class 'emulator.training.job.TrainingJob'>
 """
 
 from __future__ import annotations

@@ -63,7 +63,8 @@ def validate(operation: str, params: Mapping[str, Any], *, service: str = "sagem
     """Check ``params`` against the input shape of ``operation``; raise :class:`InvalidSpec` listing every error."""
     shape = operation_model(operation, service).input_shape
     errors: list[str] = []
-    _check(shape, params, "", errors)
+    if shape is not None:
+        _check(shape, params, "", errors)
     if errors:
         shown = errors[:_MAX_ERRORS]
         more = f" (and {len(errors) - _MAX_ERRORS} more)" if len(errors) > _MAX_ERRORS else ""
@@ -125,10 +126,11 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
             fix = f' (quote it: "{value}")' if isinstance(value, int | float | bool) else ""
             errors.append(f"{where}: expected a string, got {_describe(value)}{fix}")
             return
-        if shape.enum and value not in shape.enum:
-            hint = difflib.get_close_matches(value, shape.enum, n=1)
+        choices: list[str] = getattr(shape, "enum", None) or []
+        if choices and value not in choices:
+            hint = difflib.get_close_matches(value, choices, n=1)
             dym = f" (did you mean {hint[0]!r}?)" if hint else ""
-            errors.append(f"{where}: {value!r} is not one of {', '.join(shape.enum)}{dym}")
+            errors.append(f"{where}: {value!r} is not one of {', '.join(choices)}{dym}")
             return
         if is_s3_location_shape(shape) and not value.startswith(("s3://", "https://")):
             return  # a local path: checked when the job resolves it

@@ -345,7 +345,7 @@ class DockerClient:
 
     def close(self) -> None:
         """Close the connection pool to the engine."""
-        self._client.close()  # type: ignore[no-untyped-call]
+        self._client.close()
 
 
 def _tar_of(files: dict[str, bytes], dirs: list[str]) -> bytes:

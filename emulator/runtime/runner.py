@@ -119,16 +119,16 @@ class PlanRunner:
             for rel, data in storage.read_tree(seed.location).items():
                 seeded[f"{seed.container_path.rstrip('/')}/{rel}"] = data
         mounts: list[list[Mount]] = [[] for _ in range(n)]
-        for i, data in enumerate(plan.inputs):
+        for i, item in enumerate(plan.inputs):
             per_host = stage_data(
-                data.uri,
-                data.container_path,
+                item.uri,
+                item.container_path,
                 work / f"input-{i}",
                 self.session.s3,
                 n,
-                what=data.what,
-                data_type=data.data_type,
-                sharded=data.sharded,
+                what=item.what,
+                data_type=item.data_type,
+                sharded=item.sharded,
             )
             for h in range(n):
                 mounts[h] += [Mount(target, source, read_only=True) for source, target in per_host[h]]

@@ -87,6 +87,7 @@ def _header_names(direction: str) -> dict[str, str]:
     """InvokeEndpoint's header-bound members (input or output) -> HTTP header name, from botocore's model."""
     op = operation_model("InvokeEndpoint", "sagemaker-runtime")
     shape = op.input_shape if direction == "input" else op.output_shape
+    assert shape is not None  # InvokeEndpoint has both
     return {
         name: str(m.serialization["name"])
         for name, m in shape.members.items()

@@ -85,7 +85,8 @@ class S3:
             creds: dict[str, str] = {}
             if self._server is not None or not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
                 creds = dict(_DUMMY_CREDENTIALS)
-            self._client = boto3.session.Session().client(
+            session: Any = boto3.session.Session()  # the stubs' overloads do not take **credentials
+            self._client = session.client(
                 "s3",
                 endpoint_url=endpoint,
                 region_name=self._config.region,
