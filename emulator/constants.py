@@ -82,4 +82,3 @@ MAX_CONCURRENT_PAYLOAD_MB = 100
 #: ModelClientConfig's defaults: InvocationsTimeoutInSeconds and InvocationsMaxRetries.
 DEFAULT_INVOCATIONS_TIMEOUT_S = 600
 DEFAULT_INVOCATIONS_MAX_RETRIES = 3
-DEFAULT_TRANSFORM_INSTANCE_TYPE = "ml.m5.large"

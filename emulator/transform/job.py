@@ -1,44 +1,55 @@
-"""Batch transform: like SageMaker CreateTransformJob; :meth:`TransformJob.run` returns DescribeTransformJob.
+"""Batch transform: like SageMaker CreateTransformJob; :class:`TransformJob` follows the job contract.
 
 The model's serving container runs through :class:`emulator.serving.Endpoint` with the batch variables;
 ``/execution-parameters`` is asked once; each input object is split, packed by real bytes and sent with up
 to MaxConcurrentTransforms requests in flight (a bounded window: memory stays flat for any input size),
 and its responses are written in input order to ``<input name>.out``, published only if the whole object
-succeeded. Choices where the platform's behaviour is unverified are listed in docs/serving-and-transform.md.
+succeeded. :meth:`TransformJob.stop` (any thread, any time) sends no new batch, abandons the requests in
+flight, discards the outputs not yet published and stops and removes the container. Choices where the
+platform's behaviour is unverified are listed in docs/serving-and-transform.md.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import copy
 import json
 import logging
 import shutil
 import tempfile
-import time
+import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as _wait_futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from emulator.config import EmulatorConfig
-from emulator.constants import MAX_FAILURE_REASON_CHARS
+from emulator.constants import (
+    BATCH_STRATEGY_ENV,
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_INVOCATIONS_MAX_RETRIES,
+    DEFAULT_INVOCATIONS_TIMEOUT_S,
+    MAX_CONCURRENT_PAYLOAD_MB,
+    MAX_FAILURE_REASON_CHARS,
+    MULTI_RECORD,
+)
 from emulator.errors import ContainerFailed, EmulatorError, InvalidSpec, ModelError
 from emulator.runtime import session as _session
-from emulator.runtime.cluster import LogSink
+from emulator.runtime.container import LogSink
 from emulator.runtime.docker import DockerSeam
+from emulator.runtime.lifecycle import BackgroundJob
+from emulator.runtime.session import Session
 from emulator.serving import Endpoint, ModelDefinition, ModelSource, get_model
 from emulator.serving.invocations import RawResponse, model_error
 from emulator.spec import load_spec, validate
-from emulator.storage.s3 import S3, is_s3
+from emulator.storage.s3 import S3
 from emulator.transform import dataprocessing as _dataprocessing
 from emulator.transform import records as _records
 from emulator.transform.objects import InputObject, StagedOutput, list_inputs, open_object, output_location
 from emulator.transform.progress import FileProgress, Progress, ProgressPrinter
 from emulator.transform.settings import (
-    MAX_CONCURRENT_PAYLOAD_MB,
     BatchSettings,
     BatchSettingsError,
     fetch_execution_parameters,
@@ -57,11 +68,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_INVOCATIONS_TIMEOUT_S = 600
-DEFAULT_INVOCATIONS_MAX_RETRIES = 3
-DEFAULT_INSTANCE_TYPE = "ml.m5.large"
-_ENV_STRATEGY = {"SingleRecord": "SINGLE_RECORD", "MultiRecord": "MULTI_RECORD"}
 _RETRY_BACKOFF_S = 0.1
+#: How often the job's thread looks at the stop flag while it waits for an answer.
+_STOP_POLL_S = 0.1
+_MAX_ENVIRONMENT_ENTRIES = 16
 
 
 def with_defaults(request: Mapping[str, Any], model_name: str | None = None) -> dict[str, Any]:
@@ -108,19 +118,31 @@ class _Task:
     future: Future[RawResponse]
 
 
-class TransformJob:
+class _Stopped(Exception):
+    """Raised inside the job's thread once a stop was requested: it unwinds the work to the clean-up."""
+
+
+class TransformJob(BackgroundJob):
     """One batch transform job. Like SageMaker CreateTransformJob; :meth:`run` blocks and returns the Describe shape.
+
+    It follows the job contract (:mod:`emulator.runtime.lifecycle`): :meth:`start` / :meth:`wait`, :meth:`run`
+    (Ctrl-C raises :class:`~emulator.errors.Interrupted` after the clean-up), :meth:`stop` from any thread and
+    :meth:`describe` at any time.
 
     Args:
         request: a CreateTransformJob request (dict, or a YAML/JSON file).
         models: ModelName -> CreateModel request (or ModelDefinition); models made with
             :func:`emulator.serving.create_model` are found too.
         image, model_data: the local extension: serve this image with this model instead of a named model.
+        session: the shared config, Docker client and S3 (default: a session of its own from ``config``,
+            ``docker`` and ``s3``, closed when the job ends).
         progress: called with per-file progress (see :class:`emulator.transform.progress.ProgressPrinter`).
 
     Raises:
         InvalidSpec: the request does not fit CreateTransformJob, or the model is unknown.
     """
+
+    kind = "transform"
 
     def __init__(
         self,
@@ -129,29 +151,34 @@ class TransformJob:
         models: Mapping[str, Any] | None = None,
         image: str | None = None,
         model_data: ModelSource = None,
+        session: Session | None = None,
         config: EmulatorConfig | None = None,
         docker: DockerSeam | None = None,
         s3: S3 | None = None,
         log_sink: LogSink | None = None,
         progress: Progress | None = None,
     ) -> None:
-        self.config = config or EmulatorConfig()
+        super().__init__()
+        self._session, self._own_session = Session.of(session, config, docker, s3)
+        self.config = self._session.config
         stem = image.rsplit("/", 1)[-1].split(":", 1)[0] if image else None
         self.request = with_defaults(load_spec(request), model_name=stem)
         validate("CreateTransformJob", self.request)
         req = self.request
-        self.name: str = req["TransformJobName"]
+        self.name = req["TransformJobName"]
         self.arn = _session.arn(self.config, "transform-job", self.name)
         self.model = (
             ModelDefinition(req["ModelName"], image, model_data) if image else get_model(req["ModelName"], models)
         )
         self._check_supported()
-        self._docker, self._s3_given, self._s3 = docker, s3, s3
         self._sink = log_sink
         self._progress = progress
         self.files: list[FileResult] = []
         self.settings: BatchSettings | None = None
-        self._describe = self._base_describe()
+        #: The serving container while the job runs, and whether it passed /ping (guarded by the lock).
+        self._endpoint: Endpoint | None = None
+        self._ready = False
+        self._update(**self._base_describe())
 
     # -- checks ------------------------------------------------------------------------------------------------
     def _check_supported(self) -> None:
@@ -162,10 +189,10 @@ class TransformJob:
                 f"MaxConcurrentTransforms x MaxPayloadInMB = {mct} x {mpm} = {mct * mpm}, over "
                 f"{MAX_CONCURRENT_PAYLOAD_MB}; lower one of them"
             )
-        if len(req.get("Environment") or {}) > 16:
+        if len(req.get("Environment") or {}) > _MAX_ENVIRONMENT_ENTRIES:
             raise InvalidSpec(
-                "Environment: at most 16 entries are allowed in CreateTransformJob; move the rest to "
-                "the model's Environment"
+                f"Environment: at most {_MAX_ENVIRONMENT_ENTRIES} entries are allowed in CreateTransformJob; move "
+                "the rest to the model's Environment"
             )
         if req["TransformResources"]["InstanceCount"] > 1:
             logger.warning(
@@ -191,57 +218,85 @@ class TransformJob:
         except _records.RecordError as exc:
             raise InvalidSpec(f"DataProcessing: {exc}") from None
 
-    # -- the run -----------------------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        """Run the job to its end (Completed, Failed or Stopped) and return the DescribeTransformJob shape.
+    # -- the work (in the job's thread) ------------------------------------------------------------------------
+    def _execute(self) -> None:
+        """Run to the end (Completed, Failed or Stopped); what :meth:`wait` re-raises:
 
         Raises:
             InputNotFound: there is no input object.
             EndpointNotReady, ContainerFailed: the model's container did not start.
         """
         work = Path(tempfile.mkdtemp(prefix="sm-emulator-transform-", dir=self.config.work_dir))
-        self._describe["TransformStartTime"] = _session.now()
+        self._update(TransformStartTime=_session.now())
         try:
-            inputs = list_inputs(self.request["TransformInput"]["DataSource"], self._s3_client)
-            with self._endpoint() as ep:
+            self._transform(work)
+        except BaseException as exc:
+            if not self.stop_requested:
+                if isinstance(exc, ContainerFailed | BatchSettingsError):
+                    self._end("Failed", f"ClientError: {exc}")
+                    return
+                raise
+            # Whatever the stop cut short (a container killed while starting, a request abandoned) is not an error.
+            logger.debug("%s: after the stop: %r", self.name, exc)
+            self._end_stopped()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            if self._own_session:
+                self._session.close()
+
+    def _transform(self, work: Path) -> None:
+        self._check_stop()
+        inputs = list_inputs(self.request["TransformInput"]["DataSource"], self._s3)
+        with self._lock:
+            self._check_stop()  # under the lock: a stop either sees the endpoint or is seen here
+            ep = self._endpoint = self._new_endpoint()
+        try:
+            with ep:
+                with self._lock:
+                    self._ready = True
+                self._check_stop()
                 # The container is removed when the job ends: point at the log lines the job streamed instead.
                 ep.invoker.hint = f"See the log lines of transform job {self.name}'s container for more information."
                 self.settings = resolve_settings(self.request, fetch_execution_parameters(ep.invoker))
-                self._describe.update(
+                self._update(
                     MaxConcurrentTransforms=self.settings.max_concurrent,
                     MaxPayloadInMB=self.settings.max_payload_mb,
                     BatchStrategy=self.settings.strategy,
                 )
                 _Runner(self, ep, work).run(inputs)
-            self._finish()
-        except KeyboardInterrupt:
-            for f in self.files:
-                if f.status == "InProgress":
-                    f.status = "Stopped"
-            self._end("Stopped", None)
-            logger.warning("%s: interrupted; the container has been removed", self.name)
-        except (ContainerFailed, BatchSettingsError) as exc:
-            self._end("Failed", f"ClientError: {exc}")
         finally:
-            shutil.rmtree(work, ignore_errors=True)
-            if self._s3_given is None and self._s3 is not None:
-                self._s3.close()
-        return self.describe()
+            with self._lock:
+                self._endpoint, self._ready = None, False
+        self._finish()
 
-    def describe(self) -> dict[str, Any]:
-        """The job as DescribeTransformJob returns it."""
-        return copy.deepcopy(self._describe)
+    def _on_stop(self, grace_s: float | None) -> None:
+        """The job's thread sees the flag within ``_STOP_POLL_S`` and cleans up (the serving grace, then removal);
+        only a container that is still starting, or a kill now (``grace_s=0``), is stopped from here."""
+        with self._lock:
+            ep, ready = self._endpoint, self._ready
+        if ep is None or (ready and grace_s != 0):
+            return  # not started (the thread checks the flag first) or serving (the thread closes it)
+        # Endpoint.stop waits out the grace period: never block the caller (a second Ctrl-C must reach run()).
+        threading.Thread(target=self._stop_endpoint, args=(ep, grace_s), name=f"stop-{self.name}"[:60]).start()
 
-    def _s3_client(self) -> S3:
-        if self._s3 is None:
-            self._s3 = S3(self.config)
-        return self._s3
+    def _stop_endpoint(self, ep: Endpoint, grace_s: float | None) -> None:
+        try:
+            ep.stop(grace_s)
+        except Exception:  # the job's thread removes the container whatever happens here
+            logger.exception("%s: stopping the serving container failed", self.name)
 
-    def _endpoint(self) -> Endpoint:
+    def _check_stop(self) -> None:
+        if self.stop_requested:
+            raise _Stopped
+
+    def _stop_requested_within(self, seconds: float) -> bool:
+        return self._stop_requested.wait(seconds)
+
+    def _s3(self) -> S3:
+        return self._session.s3
+
+    def _new_endpoint(self) -> Endpoint:
         env = {**self.model.environment, **(self.request.get("Environment") or {}), **self._batch_env()}
-        # One S3 object for inputs, outputs and the model: an in-process moto server is not shared otherwise.
-        source = self.model.model_data
-        s3 = self._s3_client() if isinstance(source, str) and is_s3(source) else self._s3
         return Endpoint(
             self.model.image,
             model_data=self.model.model_data,
@@ -251,9 +306,7 @@ class TransformJob:
             hostname=self.model.hostname,
             name=self.name,
             max_connections=100,
-            config=self.config,
-            docker=self._docker,
-            s3=s3,
+            session=self._session,  # one Docker client and one S3 for inputs, outputs and the model
             log_sink=self._sink,
             kind="transform",
         )
@@ -265,7 +318,7 @@ class TransformJob:
         if req.get("MaxPayloadInMB") is not None:
             env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(req["MaxPayloadInMB"])
         if req.get("BatchStrategy"):
-            env["SAGEMAKER_BATCH_STRATEGY"] = _ENV_STRATEGY[req["BatchStrategy"]]
+            env["SAGEMAKER_BATCH_STRATEGY"] = BATCH_STRATEGY_ENV[req["BatchStrategy"]]
         if req.get("MaxConcurrentTransforms"):
             env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(req["MaxConcurrentTransforms"])
         return env
@@ -279,11 +332,19 @@ class TransformJob:
         more = f" ({len(failed) - 1} more input objects failed)" if len(failed) > 1 else ""
         self._end("Failed", f"ClientError: {failed[0].failure}{more}")
 
+    def _end_stopped(self) -> None:
+        for f in self.files:
+            if f.status == "InProgress":
+                f.status = "Stopped"
+        self._end("Stopped", None)
+        logger.warning("%s: stopped; the container has been removed", self.name)
+
     def _end(self, status: str, reason: str | None) -> None:
-        self._describe["TransformJobStatus"] = status
-        self._describe["TransformEndTime"] = _session.now()
-        if reason:
-            self._describe["FailureReason"] = reason[:MAX_FAILURE_REASON_CHARS]
+        self._update(
+            TransformJobStatus=status,
+            TransformEndTime=_session.now(),
+            FailureReason=reason[:MAX_FAILURE_REASON_CHARS] if reason else None,
+        )
         logger.info("%s: %s%s", self.name, status, f" ({reason})" if reason else "")
 
     def _base_describe(self) -> dict[str, Any]:
@@ -333,6 +394,8 @@ class _Runner:
         self.window: collections.deque[_Task] = collections.deque()
         self.max_window = 2 * self.s.max_concurrent  # keeps workers busy while the oldest answer is written
         self.pool = ThreadPoolExecutor(self.s.max_concurrent, thread_name_prefix=f"transform-{job.name[:20]}")
+        #: Files opened and not yet published or discarded.
+        self.open: list[_FileRun] = []
 
     def run(self, inputs: list[InputObject]) -> None:
         try:
@@ -341,9 +404,12 @@ class _Runner:
             while self.window:
                 self._complete(self.window.popleft())
         except BaseException:
+            # A stop or a dead container: abandon the requests in flight, publish nothing more.
             for task in self.window:
                 task.future.cancel()
-                task.run.out.discard()
+                task.future.add_done_callback(_close_result)
+            for run in self.open:
+                run.out.discard()
             raise
         finally:
             self.pool.shutdown(wait=False, cancel_futures=True)
@@ -352,18 +418,21 @@ class _Runner:
         out = StagedOutput(output_location(self.to["S3OutputPath"], obj), self.work)
         result = FileResult(obj.location, out.destination)
         self.job.files.append(result)
-        return _FileRun(
+        run = _FileRun(
             obj,
             out,
             _records.Assembler(out.file, self.to.get("AssembleWith", "None")),
             FileProgress(obj.relative, obj.size),
             result,
         )
+        self.open.append(run)
+        return run
 
     def _produce(self, run: _FileRun) -> None:
         try:
             with contextlib.closing(self._batches(run)) as batches:
                 for first, count, records, payload in batches:
+                    self.job._check_stop()
                     if run.result.failure:
                         break
                     self._submit(run, first, count, records, payload)
@@ -376,10 +445,10 @@ class _Runner:
 
     def _batches(self, run: _FileRun) -> Generator[tuple[int, int, tuple[bytes, ...], Any]]:
         obj = run.obj
-        if self.limit is None and (self.split == "None" or self.s.strategy == "MultiRecord"):
+        if self.limit is None and (self.split == "None" or self.s.strategy == MULTI_RECORD):
             yield 1, 0, (), lambda: self._streamed_body(obj)  # MaxPayloadInMB=0: one chunked request
             return
-        with open_object(obj, self.ti.get("CompressionType"), self.job._s3_client) as stream:
+        with open_object(obj, self.ti.get("CompressionType"), self.job._s3) as stream:
             cap = self.limit if self.split == "None" and self.limit else _records.MAX_RECORD_BYTES
             records = _records.iter_records(stream, self.split, source=obj.relative, max_record_bytes=cap)
             for b in _records.iter_batches(
@@ -394,7 +463,7 @@ class _Runner:
                 yield b.first_record, b.count, b.records, b.payload
 
     def _streamed_body(self, obj: InputObject) -> Iterator[bytes]:
-        with open_object(obj, self.ti.get("CompressionType"), self.job._s3_client) as stream:
+        with open_object(obj, self.ti.get("CompressionType"), self.job._s3) as stream:
             if self.split == "None":
                 yield from _records.iter_chunks(stream, source=obj.relative)
                 return
@@ -439,7 +508,8 @@ class _Runner:
                     attempt + 1,
                     self.retries,
                 )
-            time.sleep(min(_RETRY_BACKOFF_S * 2**attempt, 2.0))
+            if self.job._stop_requested_within(min(_RETRY_BACKOFF_S * 2**attempt, 2.0)):
+                raise _Stopped
         raise AssertionError("unreachable")
 
     def _complete(self, task: _Task) -> None:
@@ -449,7 +519,10 @@ class _Runner:
                 task.future.cancel()
                 task.future.add_done_callback(_close_result)
                 return
-            self._write(task, task.future.result())
+            self._write(task, self._result(task.future))
+        except _Stopped:
+            task.future.add_done_callback(_close_result)  # an answer that comes after all is closed, not read
+            raise
         except ContainerFailed:
             raise
         except (ModelError, _records.RecordError, OSError) as exc:
@@ -457,6 +530,13 @@ class _Runner:
         finally:
             run.pending -= 1
             self._maybe_publish(run)
+
+    def _result(self, future: Future[RawResponse]) -> RawResponse:
+        """The answer, or :class:`_Stopped` as soon as a stop is requested (the request is abandoned)."""
+        while not _wait_futures([future], timeout=_STOP_POLL_S).done:
+            self.job._check_stop()
+        self.job._check_stop()
+        return future.result()
 
     def _write(self, task: _Task, raw: RawResponse) -> None:
         run = task.run
@@ -487,12 +567,14 @@ class _Runner:
     def _maybe_publish(self, run: _FileRun) -> None:
         if not run.produced_all or run.pending:
             return
+        self.job._check_stop()  # after a stop nothing more is published
+        self.open.remove(run)
         if run.result.failure:
             run.out.discard()
             run.result.status = "Failed"
         else:
             try:
-                run.out.publish(self.job._s3_client)
+                run.out.publish(self.job._s3)
                 run.result.status = "Completed"
             except (EmulatorError, OSError) as exc:
                 run.result.status, run.result.failure = "Failed", f"output {run.out.destination}: {exc}"

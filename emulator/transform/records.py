@@ -52,24 +52,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Final, cast
 
+from emulator.constants import BATCH_STRATEGIES, MAX_PAYLOAD_IN_MB, MULTI_RECORD
 from emulator.errors import EmulatorError
 
 logger = logging.getLogger(__name__)
 
 MIB: Final = 1024 * 1024
 #: Largest record the readers hold in memory (MaxPayloadInMB is at most 100).
-MAX_RECORD_BYTES: Final = 100 * MIB
+MAX_RECORD_BYTES: Final = MAX_PAYLOAD_IN_MB * MIB
 #: Read size for raw streaming and for the chunks of ``iter_payload``.
 CHUNK_SIZE: Final = MIB
 SPLIT_TYPES: Final = ("None", "Line", "RecordIO", "TFRecord")
 RECORDIO_MAGIC: Final = 0xCED7230A
 _MAGIC_BYTES: Final = struct.pack("<I", RECORDIO_MAGIC)
-_STRATEGIES: Final = {
-    "SingleRecord": "SingleRecord",
-    "SINGLE_RECORD": "SingleRecord",
-    "MultiRecord": "MultiRecord",
-    "MULTI_RECORD": "MultiRecord",
-}
 
 
 # ---- errors ----------------------------------------------------------------------------------------------
@@ -313,13 +308,13 @@ def iter_batches(
         InvalidBatchConfig: unknown strategy or split type, or a negative limit.
         RecordTooLarge: a record cannot fit; raised before anything holding it is yielded.
     """
-    if strategy not in _STRATEGIES:
+    if strategy not in BATCH_STRATEGIES:
         raise InvalidBatchConfig(f"BatchStrategy {strategy!r} is not supported; use 'SingleRecord' or 'MultiRecord'")
     if split_type not in SPLIT_TYPES:
         raise InvalidBatchConfig(f"SplitType {split_type!r} is not supported; use one of {', '.join(SPLIT_TYPES)}")
     if max_payload_bytes is not None and max_payload_bytes < 0:
         raise InvalidBatchConfig(f"max_payload_bytes must be >= 0, got {max_payload_bytes}")
-    multi = _STRATEGIES[strategy] == "MultiRecord" and split_type != "None"
+    multi = BATCH_STRATEGIES[strategy] == MULTI_RECORD and split_type != "None"
     return _batches(records, multi, max_payload_bytes or None, split_type, input_filter, keep_records, source)
 
 

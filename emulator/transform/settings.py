@@ -10,7 +10,15 @@ from typing import Any
 
 import requests
 
-from emulator.constants import EXECUTION_PARAMETERS_PATH
+from emulator.constants import (
+    BATCH_STRATEGIES,
+    DEFAULT_BATCH_STRATEGY,
+    DEFAULT_MAX_CONCURRENT_TRANSFORMS,
+    DEFAULT_MAX_PAYLOAD_IN_MB,
+    EXECUTION_PARAMETERS_PATH,
+    MAX_CONCURRENT_PAYLOAD_MB,
+    MAX_PAYLOAD_IN_MB,
+)
 from emulator.errors import EmulatorError
 from emulator.serving.invocations import Invoker
 
@@ -18,20 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 # -- settings: request > GET /execution-parameters > defaults -------------------------------------------------
-DEFAULT_MAX_CONCURRENT_TRANSFORMS = 1
-DEFAULT_MAX_PAYLOAD_IN_MB = 6
-#: The platform's default is unverified; SDK local mode uses MultiRecord, and so does the emulator.
-DEFAULT_BATCH_STRATEGY = "MultiRecord"
-#: Limit of MaxConcurrentTransforms x MaxPayloadInMB.
-MAX_CONCURRENT_PAYLOAD_MB = 100
 _EXECUTION_PARAMETERS_TIMEOUT_S = 5.0
-#: /execution-parameters documents the env spelling; the API spelling is accepted too.
-_API_STRATEGY = {
-    "SINGLE_RECORD": "SingleRecord",
-    "MULTI_RECORD": "MultiRecord",
-    "SingleRecord": "SingleRecord",
-    "MultiRecord": "MultiRecord",
-}
 
 
 @dataclass(frozen=True)
@@ -99,9 +94,9 @@ def resolve_settings(request: Mapping[str, Any], params: Mapping[str, Any] | Non
         return default
 
     mct = pick("MaxConcurrentTransforms", DEFAULT_MAX_CONCURRENT_TRANSFORMS, _int_check("MaxConcurrentTransforms", 1))
-    mpm = pick("MaxPayloadInMB", DEFAULT_MAX_PAYLOAD_IN_MB, _int_check("MaxPayloadInMB", 0, 100))
+    mpm = pick("MaxPayloadInMB", DEFAULT_MAX_PAYLOAD_IN_MB, _int_check("MaxPayloadInMB", 0, MAX_PAYLOAD_IN_MB))
     strategy = pick("BatchStrategy", DEFAULT_BATCH_STRATEGY, _strategy_check)
-    strategy = _API_STRATEGY[strategy]
+    strategy = BATCH_STRATEGIES[strategy]
     if mpm and mct * mpm > MAX_CONCURRENT_PAYLOAD_MB:
         raise BatchSettingsError(
             f"MaxConcurrentTransforms x MaxPayloadInMB = {mct} x {mpm} (from {sources}) is over "
@@ -124,7 +119,7 @@ def _int_check(key: str, low: int, high: int | None = None) -> Callable[[Any], i
 
 
 def _strategy_check(value: Any) -> str:
-    if value not in _API_STRATEGY:
+    if value not in BATCH_STRATEGIES:
         raise BatchSettingsError(
             f"GET /execution-parameters returned BatchStrategy={value!r}; use MULTI_RECORD or "
             "SINGLE_RECORD (MultiRecord/SingleRecord are accepted too)"

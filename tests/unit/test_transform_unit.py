@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import _thread
 import gzip
 import hashlib
 import io
 import json
+import signal
 import struct
+import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +20,8 @@ import pytest
 from _fakes import CONFIG, IMAGE, FakeDocker
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from emulator.errors import InputNotFound, InvalidSpec
+from emulator.errors import InputNotFound, Interrupted, InvalidSpec
+from emulator.runtime.session import Session
 from emulator.spec import operation_model
 from emulator.storage.s3 import S3
 from emulator.transform import BatchSettingsError, TransformJob, resolve_settings
@@ -468,6 +473,133 @@ def test_the_image_extension_needs_no_model_registry(tmp_path: Path, data: Path)
     del req["ModelName"]
     job = TransformJob(req, image=IMAGE, config=CONFIG, docker=FakeDocker())
     assert job.run()["ModelName"] == "recorder"
+
+
+# -- stop and Ctrl-C ---------------------------------------------------------------------------------------
+def _until(predicate: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the job"
+        time.sleep(0.01)
+
+
+def _new_job(req: dict[str, Any], docker: FakeDocker, env: dict[str, str] | None = None, **kw: Any) -> TransformJob:
+    models = {"recorder": {"PrimaryContainer": {"Image": IMAGE, "Environment": env or {}}}}
+    return TransformJob(req, models=models, docker=docker, **{"config": CONFIG, **kw})
+
+
+def _assert_stopped_and_clean(job: TransformJob, result: dict[str, Any], docker: FakeDocker, out: Path) -> None:
+    assert result["TransformJobStatus"] == "Stopped", result.get("FailureReason")
+    assert "FailureReason" not in result
+    assert result["TransformStartTime"] <= result["TransformEndTime"]
+    assert validate_output("DescribeTransformJob", result) == []
+    assert not out.exists() or [p for p in out.rglob("*") if p.is_file()] == []  # nothing published
+    assert docker.removed == list(docker.containers)  # every container removed
+    assert {f.status for f in job.files} <= {"Stopped"}
+
+
+def test_stop_from_another_thread_mid_run_sends_no_more_and_publishes_nothing(tmp_path: Path, data: Path) -> None:
+    docker = FakeDocker()
+    stopped_at: list[int] = []
+
+    def stop_after_20_records(p: FileProgress) -> None:
+        if p.records >= 20 and not stopped_at:
+            stopped_at.append(p.records)
+            stopper = threading.Thread(target=job.stop)  # another thread, joined so the count below is exact
+            stopper.start()
+            stopper.join(5)
+
+    req = request(data, tmp_path / "out", BatchStrategy="SingleRecord", MaxConcurrentTransforms=2)
+    work = tmp_path / "work"
+    work.mkdir()
+    config = CONFIG.with_(work_dir=str(work))
+    job = _new_job(req, docker, {"RECORDER_SLEEP_S": "0.01"}, progress=stop_after_20_records, config=config)
+    result = job.start().wait(timeout_s=20)
+    assert job.done
+    _assert_stopped_and_clean(job, result, docker, tmp_path / "out")
+    assert [f.status for f in job.files] == ["Stopped"]  # a.csv was cut short; sub/b.csv never opened
+    # no new batch after the stop: at most the window already in flight (2 x MaxConcurrentTransforms)
+    assert stopped_at == [20]
+    assert 20 <= len(requests_seen(docker)) <= 20 + 2 * 2
+    assert docker.only().signals[0] == signal.SIGTERM  # stopped with the grace period, then removed
+    assert list(work.iterdir()) == []  # the staged partial outputs are gone with the job's work dir
+
+
+def test_stop_abandons_requests_in_flight(tmp_path: Path, data: Path) -> None:
+    docker = FakeDocker()
+    job = _new_job(request(data / "a.csv", tmp_path / "out"), docker, {"RECORDER_SLEEP_S": "30"}).start()
+    _until(lambda: bool(docker.containers) and docker.only().recorder.STATE.get("invocations", 0) >= 1)
+    began = time.monotonic()
+    threading.Thread(target=job.stop).start()
+    result = job.wait(timeout_s=15)
+    assert time.monotonic() - began < 10  # did not wait for the 30 s answer
+    _assert_stopped_and_clean(job, result, docker, tmp_path / "out")
+    assert [f.status for f in job.files] == ["Stopped"]
+
+
+def test_stop_while_the_container_starts(tmp_path: Path, data: Path) -> None:
+    docker = FakeDocker()
+    job = _new_job(request(data, tmp_path / "out"), docker, {"RECORDER_PING_STATUS": "503"}).start()
+    _until(lambda: bool(docker.containers) and docker.only().server is not None)
+    began = time.monotonic()
+    job.stop()
+    result = job.wait(timeout_s=15)
+    assert time.monotonic() - began < CONFIG.startup_timeout_s  # did not wait for the startup timeout
+    _assert_stopped_and_clean(job, result, docker, tmp_path / "out")
+    assert docker.only().signals[0] == signal.SIGTERM
+    assert job.files == []
+
+
+def test_stop_before_start_runs_nothing(tmp_path: Path, data: Path) -> None:
+    docker = FakeDocker()
+    job = _new_job(request(data, tmp_path / "out"), docker)
+    job.stop()
+    result = job.run()  # no Ctrl-C: run() returns the Describe shape
+    assert result["TransformJobStatus"] == "Stopped"
+    assert docker.containers == {}
+    job.stop()  # any number of times, also after the end
+    assert job.describe()["TransformJobStatus"] == "Stopped"
+
+
+def test_ctrl_c_in_run_stops_cleans_up_and_raises_interrupted(tmp_path: Path, data: Path) -> None:
+    docker = FakeDocker()
+    job = _new_job(request(data, tmp_path / "out"), docker, {"RECORDER_SLEEP_S": "30"})
+
+    def press_ctrl_c() -> None:
+        _until(lambda: bool(docker.containers) and docker.only().recorder.STATE.get("invocations", 0) >= 1)
+        _thread.interrupt_main()
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    began = time.monotonic()
+    with pytest.raises(Interrupted, match="transform job unit-job was interrupted") as caught:
+        job.run()
+    assert time.monotonic() - began < 15
+    assert caught.value.exit_code == 130
+    assert job.done  # the clean-up finished before run() raised
+    _assert_stopped_and_clean(job, job.describe(), docker, tmp_path / "out")
+
+
+def test_describe_is_a_snapshot_while_it_runs(tmp_path: Path, data: Path) -> None:
+    docker = FakeDocker()
+    job = _new_job(request(data, tmp_path / "out"), docker, {"RECORDER_SLEEP_S": "30"}).start()
+    _until(lambda: job.describe().get("BatchStrategy") == "MultiRecord")
+    snapshot = job.describe()
+    snapshot["TransformInput"]["ContentType"] = "changed"
+    assert job.describe()["TransformInput"]["ContentType"] == "text/csv"
+    assert snapshot["TransformJobStatus"] == "InProgress"
+    job.stop()
+    assert job.wait(timeout_s=15)["TransformJobStatus"] == "Stopped"
+
+
+def test_a_shared_session_is_used_and_not_closed(tmp_path: Path, data: Path) -> None:
+    docker = FakeDocker()
+    with Session(CONFIG, docker=docker) as session:
+        models = {"recorder": {"PrimaryContainer": {"Image": IMAGE}}}
+        job = TransformJob(request(data / "a.csv", tmp_path / "out"), models=models, session=session)
+        assert job.config is CONFIG
+        assert job.run()["TransformJobStatus"] == "Completed"
+        assert session.docker is docker
+        assert len(docker.containers) == 1
 
 
 # -- progress -----------------------------------------------------------------------------------------------
