@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from contract_tests._report import body_preview, http_request
+from emulator.constants import INVOCATIONS_PATH, MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
-    from emulator.serving import Endpoint
-
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+    from emulator import Endpoint
 
 
 @dataclass
@@ -52,10 +51,10 @@ class Answer:
 
 def post(ep: Endpoint, body: bytes, headers: Mapping[str, str], timeout_s: float | None = None) -> Answer:
     """``POST /invocations`` with exactly these headers; never raises for what the container does."""
-    from emulator.errors import EndpointNotReady, ModelError
+    from emulator import EndpointNotReady, ModelError
     from emulator.serving.invocations import TIMEOUT_MESSAGE
 
-    answer = Answer(http_request("POST", "/invocations", headers, body))
+    answer = Answer(http_request("POST", INVOCATIONS_PATH, headers, body))
     timeout = ep.invocation_timeout_s if timeout_s is None else timeout_s
     try:
         raw = ep.invoker.post(body, headers, timeout_s=timeout)

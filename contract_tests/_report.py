@@ -14,6 +14,31 @@ from typing import NoReturn
 
 import pytest
 
+from emulator.constants import (
+    EXECUTION_PARAMETERS_PATH,
+    FAILURE_FILE,
+    INPUT_CONFIG_DIR,
+    INVOCATION_TIMEOUT_S,
+    INVOCATIONS_PATH,
+    MAX_CONCURRENT_PAYLOAD_MB,
+    MAX_FAILURE_REASON_CHARS,
+    MAX_PAYLOAD_BYTES,
+    MAX_PAYLOAD_IN_MB,
+    MESSAGE_FILE,
+    MODEL_DIR,
+    OPT_ML,
+    OUTPUT_DATA_DIR,
+    PING_PATH,
+    PING_TIMEOUT_S,
+    PROCESSING_CONFIG_DIR,
+    PROCESSING_JOB_CONFIG_FILE,
+    RESOURCE_CONFIG_FILE,
+    SERVING_PORT,
+    SERVING_STOP_GRACE_S,
+    TRAINING_STOP_GRACE_S,
+    host_name,
+)
+
 #: Lines of container output shown in a failure.
 LOG_TAIL_LINES = 40
 _BODY_PREVIEW = 120
@@ -67,12 +92,12 @@ _CHECKS = [
     ),
     Check(
         "t04",
-        "nothing the image needs is baked under /opt/ml",
+        f"nothing the image needs is baked under {OPT_ML}",
         "SHOULD",
         "training",
         4,
         "[DG:your-algorithms-training-algo-dockerfile]",
-        "install code and assets outside /opt/ml (e.g. /opt/program); SageMaker mounts over /opt/ml",
+        f"install code and assets outside {OPT_ML} (e.g. /opt/program); SageMaker mounts over {OPT_ML}",
     ),
     Check(
         "t05",
@@ -99,18 +124,18 @@ _CHECKS = [
         "training",
         7,
         "[DG:your-algorithms-training-algo-running-container]",
-        "take current_host and hosts from /opt/ml/input/config/resourceconfig.json; do not hard-code algo-1 "
+        f"take current_host and hosts from {INPUT_CONFIG_DIR}/{RESOURCE_CONFIG_FILE}; do not hard-code {host_name(0)} "
         "or read /etc/hostname",
     ),
     Check(
         "t08",
-        "artifacts are written only to /opt/ml/model (and /opt/ml/output/data)",
+        f"artifacts are written only to {MODEL_DIR} (and {OUTPUT_DATA_DIR})",
         "MUST",
         "training",
         8,
         "[DG:your-algorithms-training-algo-output]",
-        "write the model to /opt/ml/model; SageMaker uploads only /opt/ml/model (model.tar.gz) and "
-        "/opt/ml/output/data (output.tar.gz)",
+        f"write the model to {MODEL_DIR}; SageMaker uploads only {MODEL_DIR} (model.tar.gz) and "
+        f"{OUTPUT_DATA_DIR} (output.tar.gz)",
     ),
     Check(
         "t09",
@@ -123,13 +148,13 @@ _CHECKS = [
     ),
     Check(
         "t10",
-        "a failing job writes /opt/ml/output/failure",
+        f"a failing job writes {FAILURE_FILE}",
         "SHOULD",
         "training",
         10,
         "[DG:your-algorithms-training-algo-output], [API:FailureReason]",
-        "write a short reason to /opt/ml/output/failure before exiting non-zero (its first 1024 characters "
-        "become FailureReason)",
+        f"write a short reason to {FAILURE_FILE} before exiting non-zero (its first {MAX_FAILURE_REASON_CHARS} "
+        "characters become FailureReason)",
     ),
     Check(
         "t11",
@@ -147,43 +172,45 @@ _CHECKS = [
         "training",
         12,
         "[API:CreateTrainingJob] (StoppingCondition)",
-        "on SIGTERM, save what you have to /opt/ml/model before exiting (the platform allows 120 s)",
+        f"on SIGTERM, save what you have to {MODEL_DIR} before exiting (the platform allows "
+        f"{TRAINING_STOP_GRACE_S:g} s)",
     ),
     Check(
         "s19",
-        "`serve` listens on 0.0.0.0:8080 and accepts connections within 250 ms",
+        f"`serve` listens on 0.0.0.0:{SERVING_PORT} and accepts connections within 250 ms",
         "MUST",
         "serving",
         19,
         "[DG:your-algorithms-inference-code]",
-        "bind to 0.0.0.0:8080, not 127.0.0.1 or another port",
+        f"bind to 0.0.0.0:{SERVING_PORT}, not 127.0.0.1 or another port",
     ),
     Check(
         "s20",
-        "GET /ping answers 200 within 2 s",
+        f"GET {PING_PATH} answers 200 within {PING_TIMEOUT_S:g} s",
         "MUST",
         "serving",
         20,
         "[DG:your-algorithms-inference-code], [API:ProductionVariant]",
-        "answer GET /ping with 200 quickly (no heavy work in the handler) once the model is loaded",
+        f"answer GET {PING_PATH} with 200 quickly (no heavy work in the handler) once the model is loaded",
     ),
     Check(
         "s21",
-        "POST /invocations answers the sample requests with 2xx",
+        f"POST {INVOCATIONS_PATH} answers the sample requests with 2xx",
         "MUST",
         "serving",
         21,
         "[DG:your-algorithms-inference-code], [RT:InvokeEndpoint]",
-        "answer POST /invocations with 2xx and the expected body within 60 s",
+        f"answer POST {INVOCATIONS_PATH} with 2xx and the expected body within {INVOCATION_TIMEOUT_S:g} s",
     ),
     Check(
         "s22",
-        "a 6 MiB (6291456-byte) request is not refused by the server's limits",
+        f"a {MAX_PAYLOAD_BYTES // 2**20} MiB ({MAX_PAYLOAD_BYTES}-byte) request is not refused by the server's limits",
         "SHOULD",
         "serving",
         22,
         "[RT:BodyBlob], [EX:decision_trees/nginx.conf]",
-        "raise the server's request body limit to at least 6291456 bytes (nginx: client_max_body_size 6m)",
+        f"raise the server's request body limit to at least {MAX_PAYLOAD_BYTES} bytes (nginx: client_max_body_size "
+        f"{MAX_PAYLOAD_BYTES // 2**20}m)",
     ),
     Check(
         "s23",
@@ -214,12 +241,12 @@ _CHECKS = [
     ),
     Check(
         "s26",
-        "serving works with /opt/ml/model read-only",
+        f"serving works with {MODEL_DIR} read-only",
         "SHOULD",
         "serving",
         26,
         "contract section 2.1 (observed platform behaviour)",
-        "never write into /opt/ml/model while serving; write scratch files to /tmp",
+        f"never write into {MODEL_DIR} while serving; write scratch files to /tmp",
     ),
     Check(
         "s27",
@@ -228,11 +255,11 @@ _CHECKS = [
         "serving",
         27,
         "[DG:your-algorithms-inference-code], [DG:mkt-algo-model-internet-free]",
-        "load the model from /opt/ml/model (SageMaker extracts model.tar.gz there); do not download it at startup",
+        f"load the model from {MODEL_DIR} (SageMaker extracts model.tar.gz there); do not download it at startup",
     ),
     Check(
         "s28",
-        "`serve` exits within 30 s after SIGTERM",
+        f"`serve` exits within {SERVING_STOP_GRACE_S:g} s after SIGTERM",
         "SHOULD",
         "serving",
         28,
@@ -241,7 +268,7 @@ _CHECKS = [
     ),
     Check(
         "b31",
-        "GET /execution-parameters is absent or well-formed",
+        f"GET {EXECUTION_PARAMETERS_PATH} is absent or well-formed",
         "MUST",
         "batch_transform",
         31,
@@ -251,12 +278,13 @@ _CHECKS = [
     ),
     Check(
         "b32",
-        "/execution-parameters stays within CreateTransformJob's limits",
+        f"{EXECUTION_PARAMETERS_PATH} stays within CreateTransformJob's limits",
         "MUST",
         "batch_transform",
         32,
         "[API:CreateTransformJob]",
-        "keep MaxPayloadInMB <= 100 and MaxConcurrentTransforms x MaxPayloadInMB <= 100",
+        f"keep MaxPayloadInMB <= {MAX_PAYLOAD_IN_MB} and MaxConcurrentTransforms x MaxPayloadInMB <= "
+        f"{MAX_CONCURRENT_PAYLOAD_MB}",
     ),
     Check(
         "b33",
@@ -287,21 +315,21 @@ _CHECKS = [
     ),
     Check(
         "p37",
-        "/opt/ml/output/message, if written, is UTF-8",
+        f"{MESSAGE_FILE}, if written, is UTF-8",
         "SHOULD",
         "processing",
         37,
         "[DG:build-your-own-processing-container]",
-        "write /opt/ml/output/message as UTF-8 text",
+        f"write {MESSAGE_FILE} as UTF-8 text",
     ),
     Check(
         "p38",
-        "processing does not need /opt/ml/input/config",
+        f"processing does not need {INPUT_CONFIG_DIR}",
         "SHOULD",
         "processing",
         38,
         "[DG:build-your-own-processing-container]",
-        "read job metadata from /opt/ml/config/processingjobconfig.json and resourceconfig.json",
+        f"read job metadata from {PROCESSING_CONFIG_DIR}/{PROCESSING_JOB_CONFIG_FILE} and {RESOURCE_CONFIG_FILE}",
     ),
 ]
 

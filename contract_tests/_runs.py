@@ -1,9 +1,11 @@
 """How the checks drive the emulator: training jobs, endpoints and processing jobs, with their evidence kept.
 
 The suite has no container logic of its own: :class:`Harness` builds SageMaker requests from the contract
-config and runs them with ``emulator.TrainingJob``, ``emulator.serving.Endpoint`` and
-``emulator.ProcessingJob``; it only records what happened (describe result, error, log lines, timing) so
-that each check can judge it and show the evidence.
+config and runs them with ``emulator.TrainingJob``, ``emulator.Endpoint`` and ``emulator.ProcessingJob`` in
+one ``emulator.runtime.Session``; what an image holds under /opt/ml comes from ``emulator.runtime.image_tree``
+and what a job left there from the job's own ``record_tree``. It only records what happened (describe
+result, error, log lines, timing, trees) so that each check can judge it and show the evidence. It uses the
+emulator's public API only.
 """
 
 from __future__ import annotations
@@ -22,11 +24,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from contract_tests.config import Channel, ContractConfig, ProcessingInput
+from emulator.constants import (
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_VOLUME_SIZE_GB,
+    INVOCATION_TIMEOUT_S,
+    MODEL_DIR,
+    OPT_ML,
+    PING_PATH,
+    SERVING_PORT,
+    SERVING_STOP_GRACE_S,
+    STARTUP_TIMEOUT_S,
+    TRAINING_STOP_GRACE_S,
+)
 
 if TYPE_CHECKING:
-    from emulator.config import EmulatorConfig
-    from emulator.runtime.docker import DockerClient, ImageInfo
-    from emulator.serving import Endpoint
+    from emulator import EmulatorConfig, Endpoint
+    from emulator.runtime import Session
+    from emulator.runtime.docker import ImageInfo
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +54,10 @@ class ContractOptions:
     image: str | None = None
     config_path: Path | None = None
     keep_containers: bool = False
-    startup_timeout_s: float = 240.0
-    invocation_timeout_s: float = 60.0
-    training_stop_timeout_s: float = 120.0
-    serving_stop_timeout_s: float = 30.0
+    startup_timeout_s: float = STARTUP_TIMEOUT_S
+    invocation_timeout_s: float = INVOCATION_TIMEOUT_S
+    training_stop_timeout_s: float = TRAINING_STOP_GRACE_S
+    serving_stop_timeout_s: float = SERVING_STOP_GRACE_S
 
 
 class LogBuffer:
@@ -120,7 +134,7 @@ class TrainingRun(_JobRun):
     #: time.time() when the suite asked for the stop (SIGTERM), if it did.
     stopped_at: float | None = None
     trigger: str = ""
-    #: With ``record_tree``: host -> the files its container left under /opt/ml (absolute paths).
+    #: With ``record_tree``: host -> the regular files its container left under /opt/ml (absolute paths).
     opt_ml_files: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -229,15 +243,15 @@ class Harness:
         image: str,
         config: ContractConfig,
         options: ContractOptions,
-        emulator_config: EmulatorConfig,
-        docker: DockerClient,
+        session: Session,
         workdir: Path,
     ) -> None:
         self.image = image
         self.config = config
         self.options = options
-        self.emulator_config = emulator_config
-        self.docker = docker
+        #: The Docker client and S3 every job of the suite shares; its config is the ``emulator_config`` fixture.
+        self.session = session
+        self.emulator_config: EmulatorConfig = session.config
         self.workdir = workdir
         self._image_info: ImageInfo | None = None
         #: Fingerprints of the model dirs handed to serving containers, taken before they started.
@@ -250,7 +264,7 @@ class Harness:
     def image_info(self) -> ImageInfo:
         """``docker image inspect`` of the image (cached)."""
         if self._image_info is None:
-            self._image_info = self.docker.image_info(self.image)
+            self._image_info = self.session.docker.image_info(self.image)
         return self._image_info
 
     # -- training ---------------------------------------------------------------------------------------
@@ -303,7 +317,11 @@ class Harness:
             "HyperParameters": dict(hps),
             "InputDataConfig": input_config,
             "OutputDataConfig": {"S3OutputPath": str(self.workdir / "training-output")},
-            "ResourceConfig": {"InstanceType": tr.instance_type, "InstanceCount": instance_count, "VolumeSizeInGB": 30},
+            "ResourceConfig": {
+                "InstanceType": tr.instance_type,
+                "InstanceCount": instance_count,
+                "VolumeSizeInGB": DEFAULT_VOLUME_SIZE_GB,
+            },
             "StoppingCondition": {"MaxRuntimeInSeconds": tr.max_runtime_s},
             "EnableNetworkIsolation": self.config.capabilities.network_isolation,
         }
@@ -328,10 +346,9 @@ class Harness:
         """Run one training job to its end; with ``stop_after_*``, stop it (SIGTERM) at that point.
 
         ``host_names``, ``extra_config`` and ``container_hostnames`` go to ``TrainingJob``; ``record_tree`` keeps
-        the files each container left under /opt/ml in ``TrainingRun.opt_ml_files``.
+        the regular files each container left under /opt/ml in ``TrainingRun.opt_ml_files``.
         """
-        from emulator.errors import EmulatorError
-        from emulator.training import TrainingJob
+        from emulator import EmulatorError, TrainingJob
 
         run = TrainingRun(label, request)
         pattern = re.compile(stop_after_log) if stop_after_log else None
@@ -354,8 +371,7 @@ class Harness:
         try:
             job = TrainingJob(
                 request,
-                config=self.emulator_config,
-                docker=self.docker,
+                session=self.session,
                 log_sink=sink,
                 host_names=host_names,
                 extra_config=extra_config,
@@ -374,7 +390,10 @@ class Harness:
             run.error = exc
         finally:
             if job is not None:
-                run.opt_ml_files = dict(job.final_tree)
+                run.opt_ml_files = {
+                    host: sorted(path for path, kind in tree.items() if kind == "file")
+                    for host, tree in job.final_tree.items()
+                }
             if timer is not None:
                 timer.cancel()
             run.seconds = time.monotonic() - start
@@ -405,8 +424,7 @@ class Harness:
         network_isolation: bool = False,
     ) -> EndpointHandle:
         """Start a serving container (``docker run IMAGE serve``) and wait for /ping; never raises on failure."""
-        from emulator.errors import EmulatorError
-        from emulator.serving import Endpoint
+        from emulator import EmulatorError, Endpoint
 
         env = dict(self.config.serving.environment if environment is None else environment)
         handle = EndpointHandle(label, env)
@@ -419,7 +437,7 @@ class Harness:
             startup_timeout_s=self.options.startup_timeout_s,
             invocation_timeout_s=self.options.invocation_timeout_s,
             config=self.emulator_config,
-            docker=self.docker,
+            docker=self.session.docker,
             log_sink=handle.logs,
         )
         try:
@@ -473,7 +491,11 @@ class Harness:
                 ]
             },
             "ProcessingResources": {
-                "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+                "ClusterConfig": {
+                    "InstanceCount": 1,
+                    "InstanceType": DEFAULT_INSTANCE_TYPE,
+                    "VolumeSizeInGB": DEFAULT_VOLUME_SIZE_GB,
+                }
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": pr.max_runtime_s},
             "NetworkConfig": {"EnableNetworkIsolation": self.config.capabilities.network_isolation},
@@ -485,70 +507,31 @@ class Harness:
         return request
 
     def process(self, label: str, request: dict[str, Any]) -> ProcessingRun:
-        """Run one processing job; the container is kept until its /opt/ml tree has been listed."""
-        from emulator.constants import LABEL_JOB
-        from emulator.errors import EmulatorError
-        from emulator.processing import ProcessingJob
+        """Run one processing job, recording the /opt/ml tree its container left (``record_tree``)."""
+        from emulator import EmulatorError, ProcessingJob
 
         run = ProcessingRun(label, request)
         start = time.monotonic()
+        job: ProcessingJob | None = None
         try:
-            job = ProcessingJob(
-                request, config=self.emulator_config.with_(keep_containers=True), docker=self.docker, log_sink=run.logs
-            )
+            job = ProcessingJob(request, session=self.session, log_sink=run.logs, record_tree=True)
             run.describe = job.run()
         except EmulatorError as exc:
             run.error = exc
         finally:
             run.seconds = time.monotonic() - start
-            containers, _ = self.docker.list_managed(f"{LABEL_JOB}={request['ProcessingJobName']}")
-            for c in containers:
-                if not run.opt_ml:
-                    run.opt_ml = self.tree(c["Id"], "/opt/ml")
-                if not self.options.keep_containers and not self.emulator_config.keep_containers:
-                    self._remove(c["Id"])
+            if job is not None and job.final_tree:
+                # One instance: its tree (sorted by host name, so a cluster would report algo-1).
+                run.opt_ml = job.final_tree[min(job.final_tree)]
         logger.info("%s", run.summary())
         return run
 
-    # -- docker helpers ---------------------------------------------------------------------------------
-    def tree(self, container_id: str, path: str) -> dict[str, str]:
-        """Every entry under ``path`` in a container (running or not): absolute path -> kind."""
-        from emulator.storage.artifacts import iter_members
+    # -- images -----------------------------------------------------------------------------------------
+    def image_tree(self, path: str = OPT_ML) -> dict[str, str]:
+        """What the image itself holds under ``path``: absolute path -> ``file``, ``dir`` or ``symlink -> X``."""
+        from emulator.runtime import image_tree
 
-        parent = path.rstrip("/").rsplit("/", 1)[0]
-        out: dict[str, str] = {}
-        for member, _ in iter_members(self.docker.get_archive(container_id, path)):
-            name = f"{parent}/{member.name}".rstrip("/")
-            if member.issym() or member.islnk():
-                out[name] = f"symlink -> {member.linkname}"
-            elif member.isdir():
-                out[name] = "dir"
-            else:
-                out[name] = "file"
-        return out
-
-    def image_tree(self, path: str) -> dict[str, str]:
-        """What the image itself holds under ``path`` (from a created, never started, container)."""
-        from emulator.runtime import session as _session
-        from emulator.runtime.docker import ContainerSpec
-
-        spec = ContainerSpec(
-            image=self.image, command=["train"], labels=_session.labels("contract-inspect", job_name("inspect"))
-        )
-        cid = self.docker.create(spec)
-        _session.register(self.docker, cid, "container")
-        try:
-            return self.tree(cid, path)
-        finally:
-            self._remove(cid)
-
-    def _remove(self, container_id: str) -> None:
-        from emulator.runtime import session as _session
-
-        try:
-            self.docker.remove(container_id)
-        finally:
-            _session.unregister(container_id)
+        return image_tree(self.image, path, session=self.session)
 
 
 def iter_lines(body: bytes) -> Iterator[str]:
@@ -562,7 +545,7 @@ def iter_lines(body: bytes) -> Iterator[str]:
 _DIAGNOSES: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(r"Read-only file system"),
-        "the server writes into a read-only directory (SageMaker mounts /opt/ml/model read-only): write scratch files "
+        f"the server writes into a read-only directory (SageMaker mounts {MODEL_DIR} read-only): write scratch files "
         "to /tmp",
     ),
     (
@@ -575,7 +558,7 @@ _DIAGNOSES: list[tuple[re.Pattern[str], str]] = [
             r"Temporary failure in name resolution|Name or service not known|urlopen error|Connection refused|"
             r"Max retries exceeded|EndpointConnectionError"
         ),
-        "the server tries to reach the network or AWS at startup: load the model from /opt/ml/model instead "
+        f"the server tries to reach the network or AWS at startup: load the model from {MODEL_DIR} instead "
         "(SageMaker extracts model.tar.gz there; endpoints may have no network)",
     ),
     (
@@ -583,7 +566,7 @@ _DIAGNOSES: list[tuple[re.Pattern[str], str]] = [
             r"(?i)\b(listen\w*|bind\w*|bound|running|serving|on)\b[^\n]{0,20}?(?<![\d.])(127\.0\.0\.1|localhost):\d+"
         ),
         "the server seems to listen on 127.0.0.1 inside the container, which the published port cannot reach: "
-        "bind to 0.0.0.0:8080",
+        f"bind to 0.0.0.0:{SERVING_PORT}",
     ),
 ]
 _OTHER_PORT = re.compile(r"0\.0\.0\.0:(\d+)")
@@ -596,9 +579,9 @@ def diagnose_start(log: str, error: str) -> str | None:
     for pattern, fix in _DIAGNOSES:
         if pattern.search(text):
             return fix
-    ports = {m.group(1) for m in _OTHER_PORT.finditer(text)} - {"8080"}
+    ports = {m.group(1) for m in _OTHER_PORT.finditer(text)} - {str(SERVING_PORT)}
     if ports:
-        return f"the server seems to listen on port {', '.join(sorted(ports))}: listen on 0.0.0.0:8080"
+        return f"the server seems to listen on port {', '.join(sorted(ports))}: listen on 0.0.0.0:{SERVING_PORT}"
     return None
 
 
@@ -616,8 +599,8 @@ def require_endpoint(handle: EndpointHandle, check_id: str) -> Endpoint:
     violation(
         check_id,
         f"the serving container did not become healthy: {error.splitlines()[0].split('; Hint')[0][:250]}",
-        sent="docker run IMAGE serve, /opt/ml/model mounted read-only, port 8080 published on 127.0.0.1",
-        expected="GET /ping answers 200 within the startup timeout (--contract-timeout)",
+        sent=f"docker run IMAGE serve, {MODEL_DIR} mounted read-only, port {SERVING_PORT} published on 127.0.0.1",
+        expected=f"GET {PING_PATH} answers 200 within the startup timeout (--contract-timeout)",
         got=error,
         logs=log,
         fix=diagnose_start(log, error),

@@ -24,6 +24,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 
+from emulator.constants import DEFAULT_INSTANCE_TYPE, PROCESSING_DIR
+
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
 
 #: Marks a ``str`` field that accepts a YAML number too (SageMaker passes hyperparameters as strings).
@@ -88,7 +90,7 @@ class Training:
     channels: dict[str, Channel] = field(default_factory=dict)
     hyperparameters: dict[str, Str] = field(default_factory=dict)
     environment: dict[str, Str] = field(default_factory=dict)
-    instance_type: str = "ml.m5.large"
+    instance_type: str = DEFAULT_INSTANCE_TYPE
     max_runtime_s: int = 900
     failing: FailingTraining = field(default_factory=FailingTraining)
     sigterm: SigtermTraining = field(default_factory=SigtermTraining)
@@ -407,13 +409,13 @@ def _check_semantics(config: ContractConfig) -> None:
     for i, inp in enumerate([*pr.inputs, *(pr.failing.inputs or [])]):
         where = f"processing.inputs[{i}]" if i < len(pr.inputs) else f"processing.failing.inputs[{i - len(pr.inputs)}]"
         exists(inp.source, f"{where}.source")
-        if not inp.local_path.startswith("/opt/ml/processing/"):
-            _fail(f"{where}.local_path", f"{inp.local_path!r} must start with /opt/ml/processing/ (SageMaker's rule)")
+        if not inp.local_path.startswith(PROCESSING_DIR + "/"):
+            _fail(f"{where}.local_path", f"{inp.local_path!r} must start with {PROCESSING_DIR}/ (SageMaker's rule)")
     for i, out in enumerate(pr.outputs):
-        if not out.local_path.startswith("/opt/ml/processing/"):
+        if not out.local_path.startswith(PROCESSING_DIR + "/"):
             _fail(
                 f"processing.outputs[{i}].local_path",
-                f"{out.local_path!r} must start with /opt/ml/processing/ (SageMaker's rule)",
+                f"{out.local_path!r} must start with {PROCESSING_DIR}/ (SageMaker's rule)",
             )
     if caps.processing and not pr.outputs:
         _fail("processing.outputs", "the image claims processing: declare at least one output")

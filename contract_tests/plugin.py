@@ -28,9 +28,10 @@ import pytest
 from contract_tests._report import CHECKS
 from contract_tests._runs import ContractOptions, EndpointHandle, Harness, NotVerifiable, TrainingRun
 from contract_tests.config import ContractConfig, ContractConfigError, load_config
+from emulator.constants import INVOCATION_TIMEOUT_S, SERVING_STOP_GRACE_S, STARTUP_TIMEOUT_S, TRAINING_STOP_GRACE_S
 
 if TYPE_CHECKING:
-    from emulator.config import EmulatorConfig
+    from emulator import EmulatorConfig
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=None,
         help="bound for a serving container to become healthy and for one invocation (default: the "
-        "platform's 240 s startup and 60 s per invocation)",
+        f"platform's {STARTUP_TIMEOUT_S:g} s startup and {INVOCATION_TIMEOUT_S:g} s per invocation)",
     )
     group.addoption(
         "--stop-timeout",
@@ -82,7 +83,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=None,
         help="SIGTERM grace period the SIGTERM checks allow before SIGKILL (default: the platform's "
-        "120 s for training, 30 s for serving)",
+        f"{TRAINING_STOP_GRACE_S:g} s for training, {SERVING_STOP_GRACE_S:g} s for serving)",
     )
 
 
@@ -97,10 +98,10 @@ def _options(config: pytest.Config) -> ContractOptions:
         image=config.getoption("sagemaker_image"),
         config_path=Path(raw_path) if raw_path else None,
         keep_containers=bool(config.getoption("contract_keep_containers")),
-        startup_timeout_s=timeout if timeout is not None else 240.0,
-        invocation_timeout_s=timeout if timeout is not None else 60.0,
-        training_stop_timeout_s=stop if stop is not None else 120.0,
-        serving_stop_timeout_s=stop if stop is not None else 30.0,
+        startup_timeout_s=timeout if timeout is not None else STARTUP_TIMEOUT_S,
+        invocation_timeout_s=timeout if timeout is not None else INVOCATION_TIMEOUT_S,
+        training_stop_timeout_s=stop if stop is not None else TRAINING_STOP_GRACE_S,
+        serving_stop_timeout_s=stop if stop is not None else SERVING_STOP_GRACE_S,
     )
 
 
@@ -181,7 +182,7 @@ def contract_config(pytestconfig: pytest.Config, contract_options: ContractOptio
 @pytest.fixture(scope="session")
 def emulator_config(contract_options: ContractOptions) -> EmulatorConfig:
     """The emulator settings the suite's jobs run with (SM_EMULATOR_* variables apply too)."""
-    from emulator.config import EmulatorConfig
+    from emulator import EmulatorConfig
 
     return EmulatorConfig.from_env(
         keep_containers=contract_options.keep_containers or None,
@@ -224,25 +225,20 @@ def contract_harness(
     contract_options: ContractOptions,
     emulator_config: EmulatorConfig,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Harness:
+) -> Iterator[Harness]:
     """Runs the checks' jobs with the emulator; fails every check at once if Docker or the image is missing."""
-    from emulator.errors import EmulatorError
-    from emulator.runtime.docker import DockerClient
+    from emulator import EmulatorError
+    from emulator.runtime import Session
 
-    try:
-        docker = DockerClient(emulator_config)
-        harness = Harness(
-            sagemaker_image,
-            contract_config,
-            contract_options,
-            emulator_config,
-            docker,
-            tmp_path_factory.mktemp("contract"),
-        )
-        harness.image_info()
-    except EmulatorError as exc:
-        pytest.fail(f"cannot run the SageMaker contract suite: {exc}", pytrace=False)
-    return harness
+    with Session(emulator_config) as session:
+        try:
+            harness = Harness(
+                sagemaker_image, contract_config, contract_options, session, tmp_path_factory.mktemp("contract")
+            )
+            harness.image_info()
+        except EmulatorError as exc:
+            pytest.fail(f"cannot run the SageMaker contract suite: {exc}", pytrace=False)
+        yield harness
 
 
 @pytest.fixture(scope="session")
@@ -367,19 +363,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if options is None or not options.image or options.keep_containers:
         return
     try:
-        from emulator.config import EmulatorConfig
-        from emulator.constants import LABEL_SESSION
-        from emulator.runtime import session as _session
-        from emulator.runtime.docker import DockerClient
+        from emulator import EmulatorConfig
+        from emulator.runtime import SESSION_ID, sweep
 
-        docker = DockerClient(EmulatorConfig.from_env())
-        containers, networks = docker.list_managed(f"{LABEL_SESSION}={_session.SESSION_ID}")
-        for c in containers:
-            logger.warning("removing leftover container %s", c["Id"][:12])
-            docker.remove(c["Id"])
-            _session.unregister(c["Id"])
-        for n in networks:
-            docker.remove_network(n["Id"])
-            _session.unregister(n["Id"])
+        for swept in sweep(EmulatorConfig.from_env(), session_id=SESSION_ID):
+            logger.warning("removed leftover %s %s %s", swept.kind, swept.id[:12], swept.description)
     except Exception as exc:
         logger.warning("could not sweep leftover containers: %s", exc)

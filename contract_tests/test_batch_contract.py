@@ -12,10 +12,16 @@ from contract_tests import _http
 from contract_tests._report import check, http_request, skip, violation, warn
 from contract_tests._runs import EndpointHandle, require_endpoint
 from contract_tests.config import ContractConfig
+from emulator.constants import (
+    BATCH_STRATEGY_ENV,
+    EXECUTION_PARAMETERS_PATH,
+    MAX_CONCURRENT_PAYLOAD_MB,
+    MAX_PAYLOAD_IN_MB,
+)
 
-_PATH = "/execution-parameters"
-_STRATEGIES = ("SINGLE_RECORD", "MULTI_RECORD")
-_API_SPELLING = {"SingleRecord": "SINGLE_RECORD", "MultiRecord": "MULTI_RECORD"}
+_PATH = EXECUTION_PARAMETERS_PATH
+_STRATEGIES = tuple(BATCH_STRATEGY_ENV.values())
+_API_SPELLING = BATCH_STRATEGY_ENV
 
 
 @dataclass
@@ -59,7 +65,7 @@ def _parsed(params: ExecutionParameters, check_id: str, log: str) -> dict[str, A
     if not isinstance(doc, dict):
         violation(
             check_id,
-            "GET /execution-parameters answered 200 with something that is not a JSON object",
+            f"GET {_PATH} answered 200 with something that is not a JSON object",
             sent=http_request("GET", _PATH),
             expected='a JSON object such as {"MaxConcurrentTransforms": 2, '
             '"BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 6}',
@@ -81,7 +87,7 @@ def test_b31_execution_parameters_schema(
     if params.status != 200:
         violation(
             "b31",
-            "GET /execution-parameters answered neither 200 nor 404/405",
+            f"GET {_PATH} answered neither 200 nor 404/405",
             sent=http_request("GET", _PATH),
             expected="200 with the JSON parameters, or 404/405 when not implemented",
             got=params.got(),
@@ -113,7 +119,7 @@ def test_b31_execution_parameters_schema(
         )
     unknown = sorted(set(doc) - {"MaxConcurrentTransforms", "BatchStrategy", "MaxPayloadInMB"})
     if unknown:
-        warn("b31", f"/execution-parameters has keys SageMaker does not know: {unknown}")
+        warn("b31", f"{_PATH} has keys SageMaker does not know: {unknown}")
 
 
 @check("b32")
@@ -123,12 +129,12 @@ def test_b32_execution_parameters_limits(
     require_endpoint(batch_endpoint, "b32")
     params = execution_parameters
     if params.absent:
-        skip("b32", "the image has no GET /execution-parameters (allowed), so there are no limits to check")
+        skip("b32", f"the image has no GET {_PATH} (allowed), so there are no limits to check")
     log = batch_endpoint.log_text()
     if params.status != 200:
         violation(
             "b32",
-            "cannot be verified: GET /execution-parameters did not answer 200 (see b31)",
+            f"cannot be verified: GET {_PATH} did not answer 200 (see b31)",
             sent=http_request("GET", _PATH),
             got=params.got(),
             logs=log,
@@ -144,12 +150,13 @@ def test_b32_execution_parameters_limits(
             got=params.got(),
             fix="fix b31 first",
         )
-    if payload > 100 or mct * payload > 100:
+    if payload > MAX_PAYLOAD_IN_MB or mct * payload > MAX_CONCURRENT_PAYLOAD_MB:
         violation(
             "b32",
             f"MaxConcurrentTransforms x MaxPayloadInMB = {mct} x {payload} = {mct * payload} MB",
             sent=http_request("GET", _PATH),
-            expected="MaxPayloadInMB <= 100 and MaxConcurrentTransforms x MaxPayloadInMB <= 100 "
+            expected=f"MaxPayloadInMB <= {MAX_PAYLOAD_IN_MB} and MaxConcurrentTransforms x MaxPayloadInMB <= "
+            f"{MAX_CONCURRENT_PAYLOAD_MB} "
             "(CreateTransformJob refuses more)",
             got=params.got(),
             logs=log,

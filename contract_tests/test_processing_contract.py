@@ -1,7 +1,8 @@
 """Processing checks p35-p38: the image as a processing job (no ``train``/``serve`` argument), run by the emulator.
 
-Two jobs: the valid one from the config and ``processing.failing``. The valid job's container is kept until
-its /opt/ml tree has been listed, so p36 can see what was written outside the declared outputs.
+Two jobs: the valid one from the config and ``processing.failing``. Each records its /opt/ml tree before its
+container is removed (``ProcessingJob(record_tree=True)``), so p36 can see what was written outside the declared
+outputs.
 """
 
 from __future__ import annotations
@@ -10,9 +11,19 @@ import pytest
 
 from contract_tests._report import check, skip, violation
 from contract_tests._runs import Harness, ProcessingRun
+from emulator.constants import (
+    FAILURE_FILE,
+    INPUT_CONFIG_DIR,
+    MAX_EXIT_MESSAGE_BYTES,
+    MESSAGE_FILE,
+    OPT_ML,
+    PROCESSING_CONFIG_DIR,
+    PROCESSING_JOB_CONFIG_FILE,
+    RESOURCE_CONFIG_FILE,
+)
 
-_BAD_MESSAGE = "ClientError: /opt/ml/output/message is not valid UTF-8"
-_ALLOWED_FILES = ("/opt/ml/output/message", "/opt/ml/output/failure")
+_BAD_MESSAGE = f"ClientError: {MESSAGE_FILE} is not valid UTF-8"
+_ALLOWED_FILES = (MESSAGE_FILE, FAILURE_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +97,15 @@ def test_p36_processing_paths(processing_run: ProcessingRun, contract_harness: H
         return any(path == r or path.startswith(r + "/") for r in roots)
 
     files = {p: kind for p, kind in run.opt_ml.items() if kind != "dir"}
-    stray = sorted(p for p in files if not under(p, outputs + inputs + ["/opt/ml/config"]) and p not in _ALLOWED_FILES)
+    stray = sorted(
+        p for p in files if not under(p, outputs + inputs + [PROCESSING_CONFIG_DIR]) and p not in _ALLOWED_FILES
+    )
     if stray:
         violation(
             "p36",
             f"files were written outside the declared output LocalPaths: {stray[:10]}",
             sent=run.sent(),
-            expected=f"results only under {outputs} (nothing else under /opt/ml is uploaded)",
+            expected=f"results only under {outputs} (nothing else under {OPT_ML} is uploaded)",
             got=f"{len(stray)} stray file(s): {stray[:10]}",
             logs=run.log_text(),
         )
@@ -130,19 +143,18 @@ def test_p37_processing_message_utf8(processing_run: ProcessingRun, failing_proc
         if run.failure_reason.startswith(_BAD_MESSAGE):
             violation(
                 "p37",
-                "/opt/ml/output/message is not valid UTF-8, which fails the job with ClientError",
+                f"{MESSAGE_FILE} is not valid UTF-8, which fails the job with ClientError",
                 sent=run.sent(),
-                expected="UTF-8 text in /opt/ml/output/message (its first 1 KB becomes ExitMessage)",
+                expected=f"UTF-8 text in {MESSAGE_FILE} (its first {MAX_EXIT_MESSAGE_BYTES} bytes become ExitMessage)",
                 got=run.summary(),
                 logs=run.log_text(),
             )
         message = (run.describe or {}).get("ExitMessage")
-        written = written or bool(message) or "/opt/ml/output/message" in run.opt_ml
+        written = written or bool(message) or MESSAGE_FILE in run.opt_ml
     if not written:
         skip(
             "p37",
-            "neither processing job wrote /opt/ml/output/message, so there is no message to check "
-            "(writing one is optional)",
+            f"neither processing job wrote {MESSAGE_FILE}, so there is no message to check (writing one is optional)",
         )
 
 
@@ -150,12 +162,12 @@ def test_p37_processing_message_utf8(processing_run: ProcessingRun, failing_proc
 def test_p38_processing_config_dir(processing_run: ProcessingRun) -> None:
     run = processing_run
     text = f"{run.failure_reason}\n{(run.describe or {}).get('ExitMessage', '')}\n{run.log_text()}"
-    if run.status != "Completed" and "/opt/ml/input/config" in text:
+    if run.status != "Completed" and INPUT_CONFIG_DIR in text:
         violation(
             "p38",
-            "the processing job failed looking for /opt/ml/input/config, which exists only in training",
-            sent=f"{run.sent()}; /opt/ml/config holds processingjobconfig.json and resourceconfig.json",
-            expected="the job reads /opt/ml/config (or nothing) and completes",
+            f"the processing job failed looking for {INPUT_CONFIG_DIR}, which exists only in training",
+            sent=f"{run.sent()}; {PROCESSING_CONFIG_DIR} holds {PROCESSING_JOB_CONFIG_FILE} and {RESOURCE_CONFIG_FILE}",
+            expected=f"the job reads {PROCESSING_CONFIG_DIR} (or nothing) and completes",
             got=run.summary(),
             logs=run.log_text(),
         )

@@ -15,9 +15,18 @@ from contract_tests import _http
 from contract_tests._report import check, http_request, violation, warn
 from contract_tests._runs import EndpointHandle, Harness, fingerprint, require_endpoint
 from contract_tests.config import ContractConfig, Request
+from emulator.constants import (
+    MAX_PAYLOAD_BYTES,
+    MODEL_DIR,
+    PING_PATH,
+    PING_TIMEOUT_S,
+    SERVING_PORT,
+    SERVING_STOP_GRACE_S,
+)
 
 _CONNECT_BOUND_S = 0.25
-_PING_BOUND_S = 2.0
+_PING_BOUND_S = PING_TIMEOUT_S
+_MIB = MAX_PAYLOAD_BYTES // 2**20
 
 
 def _headers(req: Request, *, accept: bool = True) -> dict[str, str]:
@@ -40,13 +49,13 @@ def test_s19_listens_on_all_interfaces_8080(sagemaker_endpoint: EndpointHandle) 
     for _ in range(5):
         start = time.monotonic()
         try:
-            with socket.create_connection(("127.0.0.1", ep.port), timeout=2.0):
+            with socket.create_connection(("127.0.0.1", ep.port), timeout=_PING_BOUND_S):
                 times.append(time.monotonic() - start)
         except OSError as exc:
             violation(
                 "s19",
-                "a TCP connection to port 8080 failed",
-                sent=f"TCP connect to 127.0.0.1:{ep.port} (the container's 8080)",
+                f"a TCP connection to port {SERVING_PORT} failed",
+                sent=f"TCP connect to 127.0.0.1:{ep.port} (the container's {SERVING_PORT})",
                 expected="the connection is accepted",
                 got=str(exc),
                 logs=sagemaker_endpoint.log_text(),
@@ -55,13 +64,13 @@ def test_s19_listens_on_all_interfaces_8080(sagemaker_endpoint: EndpointHandle) 
         violation(
             "s19",
             f"accepting a connection took {max(times) * 1000:.0f} ms",
-            sent=f"5 TCP connects to 127.0.0.1:{ep.port} (the container's 8080)",
+            sent=f"5 TCP connects to 127.0.0.1:{ep.port} (the container's {SERVING_PORT})",
             expected=f"each accepted within {_CONNECT_BOUND_S * 1000:.0f} ms",
             got=", ".join(f"{t * 1000:.0f} ms" for t in times),
             logs=sagemaker_endpoint.log_text(),
             fix="keep the accept loop free (run more workers or an async server; no blocking work in it)",
         )
-    request = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    request = f"GET {PING_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
     try:
         with socket.create_connection(("127.0.0.1", ep.port), timeout=_PING_BOUND_S) as s:
             s.sendall(request)
@@ -72,8 +81,8 @@ def test_s19_listens_on_all_interfaces_8080(sagemaker_endpoint: EndpointHandle) 
         violation(
             "s19",
             "the connection was accepted but closed without an HTTP answer",
-            sent=f"GET /ping over a raw TCP connection to 127.0.0.1:{ep.port}",
-            expected="an HTTP status line from the server on 0.0.0.0:8080",
+            sent=f"GET {PING_PATH} over a raw TCP connection to 127.0.0.1:{ep.port}",
+            expected=f"an HTTP status line from the server on 0.0.0.0:{SERVING_PORT}",
             got=repr(first[:64]),
             logs=sagemaker_endpoint.log_text(),
         )
@@ -90,8 +99,8 @@ def test_s20_ping_healthy(sagemaker_endpoint: EndpointHandle) -> None:
         except Exception as exc:
             violation(
                 "s20",
-                f"GET /ping did not answer within {_PING_BOUND_S:g} s",
-                sent=http_request("GET", "/ping"),
+                f"GET {PING_PATH} did not answer within {_PING_BOUND_S:g} s",
+                sent=http_request("GET", PING_PATH),
                 expected=f"HTTP 200 within {_PING_BOUND_S:g} s",
                 got=f"{type(exc).__name__}: {exc}",
                 logs=sagemaker_endpoint.log_text(),
@@ -101,8 +110,8 @@ def test_s20_ping_healthy(sagemaker_endpoint: EndpointHandle) -> None:
         if status != 200:
             violation(
                 "s20",
-                f"GET /ping answered {status} after the endpoint was healthy",
-                sent=http_request("GET", "/ping"),
+                f"GET {PING_PATH} answered {status} after the endpoint was healthy",
+                sent=http_request("GET", PING_PATH),
                 expected="HTTP 200 every time (consistently healthy)",
                 got="; ".join(seen),
                 logs=sagemaker_endpoint.log_text(),
@@ -126,12 +135,12 @@ def test_s21_invocations_answer(sagemaker_endpoint: EndpointHandle, contract_con
                 got=answer.describe(),
                 logs=sagemaker_endpoint.log_text(),
             )
-        if len(answer.body) > _http.MAX_PAYLOAD_BYTES:
+        if len(answer.body) > MAX_PAYLOAD_BYTES:
             violation(
                 "s21",
-                f"{where}: the answer is over 6 MiB, which InvokeEndpoint refuses",
+                f"{where}: the answer is over {_MIB} MiB, which InvokeEndpoint refuses",
                 sent=answer.sent,
-                expected=f"at most {_http.MAX_PAYLOAD_BYTES} bytes",
+                expected=f"at most {MAX_PAYLOAD_BYTES} bytes",
                 got=answer.describe(),
                 fix="return smaller answers (or use batch transform for big outputs)",
             )
@@ -176,28 +185,28 @@ def test_s22_6mib_payload_accepted(sagemaker_endpoint: EndpointHandle, contract_
     rows = _http.lines(small)
     body = _http.payload_of_size(rows)
     answer = _http.post(ep, body, _headers(req))
-    what = f"a body of exactly {_http.MAX_PAYLOAD_BYTES} bytes ({len(body) // max(1, len(small))}x the sample rows)"
+    what = f"a body of exactly {MAX_PAYLOAD_BYTES} bytes ({len(body) // max(1, len(small))}x the sample rows)"
     if answer.failure is not None or answer.status == 413 or (answer.status or 0) >= 500:
         violation(
             "s22",
             f"{what} was refused or broke the server",
             sent=answer.sent,
-            expected="the server reads the whole 6 MiB body (2xx, or a 4xx from the model about the content)",
+            expected=f"the server reads the whole {_MIB} MiB body (2xx, or a 4xx from the model about the content)",
             got=answer.describe(),
             logs=sagemaker_endpoint.log_text(),
-            fix=None if answer.status == 413 or answer.failure else "handle a 6 MiB body without erroring",
+            fix=None if answer.status == 413 or answer.failure else f"handle a {_MIB} MiB body without erroring",
         )
     if not answer.ok:
         warn(
             "s22",
-            f"the 6 MiB body got HTTP {answer.status} ({answer.body[:200]!r}): the server accepted its size, "
+            f"the {_MIB} MiB body got HTTP {answer.status} ({answer.body[:200]!r}): the server accepted its size, "
             "the model rejected the content; fine for this check",
         )
-    elif len(answer.body) > _http.MAX_PAYLOAD_BYTES:
+    elif len(answer.body) > MAX_PAYLOAD_BYTES:
         warn(
             "s22",
-            f"the answer to a 6 MiB request is {len(answer.body)} bytes, over InvokeEndpoint's 6 MiB response "
-            "limit: clients sending this much per request would get an error from the platform",
+            f"the answer to a {_MIB} MiB request is {len(answer.body)} bytes, over InvokeEndpoint's {_MIB} MiB "
+            "response limit: clients sending this much per request would get an error from the platform",
         )
 
 
@@ -294,9 +303,9 @@ def test_s26_model_dir_read_only(
     if not answer.ok and "Read-only file system" in log:
         violation(
             "s26",
-            "the server failed writing into the read-only /opt/ml/model",
+            f"the server failed writing into the read-only {MODEL_DIR}",
             sent=answer.sent,
-            expected="HTTP 2xx with /opt/ml/model mounted read-only",
+            expected=f"HTTP 2xx with {MODEL_DIR} mounted read-only",
             got=answer.describe(),
             logs=log,
         )
@@ -310,7 +319,7 @@ def test_s26_model_dir_read_only(
                 "s26",
                 "the model directory changed while it was served",
                 sent="docker run IMAGE serve",
-                expected="/opt/ml/model unchanged",
+                expected=f"{MODEL_DIR} unchanged",
                 got=f"changed entries: {changed[:10]}",
                 logs=log,
             )
@@ -325,9 +334,9 @@ def test_s27_model_from_tarball_offline(sagemaker_endpoint: EndpointHandle, cont
         violation(
             "s27",
             "the server, started from the extracted model.tar.gz, did not answer a valid request",
-            sent=f"{answer.sent}; model.tar.gz extracted into /opt/ml/model before start, "
+            sent=f"{answer.sent}; model.tar.gz extracted into {MODEL_DIR} before start, "
             f"network isolation {'on' if ep.network_isolation else 'off'}, no AWS credentials",
-            expected="HTTP 2xx using the model in /opt/ml/model",
+            expected=f"HTTP 2xx using the model in {MODEL_DIR}",
             got=answer.describe(),
             logs=sagemaker_endpoint.log_text(),
         )
@@ -358,7 +367,8 @@ def test_s28_sigterm_exits_in_time(contract_harness: Harness, serving_model_dir:
             "s28",
             f"`serve` was still running {grace:g} s after SIGTERM and had to be killed",
             sent="docker stop (SIGTERM) to a healthy serving container",
-            expected=f"the container exits within {grace:g} s (the platform sends SIGKILL at 30 s)",
+            expected=f"the container exits within {grace:g} s (the platform sends SIGKILL at "
+            f"{SERVING_STOP_GRACE_S:g} s)",
             got=f"killed after {result.seconds:.1f} s (exit status {result.exit_code})",
             logs=handle.log_text(),
         )

@@ -15,6 +15,19 @@ import pytest
 
 from contract_tests._report import CHECKS, check, skip, violation, warn
 from contract_tests._runs import EndpointHandle, Harness, TrainingRun
+from emulator.constants import (
+    CHECKPOINT_DIR,
+    FAILURE_FILE,
+    HYPERPARAMETERS_FILE,
+    INPUT_CONFIG_DIR,
+    INPUT_DATA_CONFIG_FILE,
+    MAX_FAILURE_REASON_CHARS,
+    MODEL_DIR,
+    OPT_ML,
+    OUTPUT_DATA_DIR,
+    RESOURCE_CONFIG_FILE,
+    host_name,
+)
 
 _EMULATOR_DEFAULT_REASON = re.compile(r"^AlgorithmError: (, exit code: |the container ran out of memory)")
 _NOT_FOUND = re.compile(
@@ -23,18 +36,18 @@ _NOT_FOUND = re.compile(
 _TINI = re.compile(r"(^|/)tini(-static)?(-[a-z0-9]+)?$")
 #: Extra keys newer platform versions write (``topology``) and one nobody knows, to show they are ignored.
 EXTRA_CONFIG: Mapping[str, Mapping[str, Any]] = {
-    "resourceconfig.json": {"topology": None, "x_contract_suite_unknown_key": {"ignore": "me"}},
-    "inputdataconfig.json": {"CompressionType": "None", "x_contract_suite_unknown_key": "ignore-me"},
+    RESOURCE_CONFIG_FILE: {"topology": None, "x_contract_suite_unknown_key": {"ignore": "me"}},
+    INPUT_DATA_CONFIG_FILE: {"CompressionType": "None", "x_contract_suite_unknown_key": "ignore-me"},
 }
 
 
 #: What SageMaker uploads from a training container, and what it provides; t08 flags files left anywhere else.
 _UPLOADED_OR_PROVIDED = (
     "/opt/ml/input",
-    "/opt/ml/model",
-    "/opt/ml/output/data",
-    "/opt/ml/output/failure",
-    "/opt/ml/checkpoints",
+    MODEL_DIR,
+    OUTPUT_DATA_DIR,
+    FAILURE_FILE,
+    CHECKPOINT_DIR,
     "/opt/ml/code",
 )
 
@@ -42,7 +55,7 @@ _UPLOADED_OR_PROVIDED = (
 def _random_hosts(count: int) -> list[str]:
     """Host names like SDK local mode's: algo-1-ab12c."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return [f"algo-{i + 1}-" + "".join(secrets.choice(alphabet) for _ in range(5)) for i in range(count)]
+    return [f"{host_name(i)}-" + "".join(secrets.choice(alphabet) for _ in range(5)) for i in range(count)]
 
 
 def _container_hostnames(count: int) -> list[str]:
@@ -185,7 +198,7 @@ def test_t03_entrypoint_exec_form(contract_harness: Harness) -> None:
 
 @check("t04")
 def test_t04_no_files_baked_under_opt_ml(contract_harness: Harness, trained_model: TrainingRun | None) -> None:
-    baked = sorted(p for p, kind in contract_harness.image_tree("/opt/ml").items() if kind != "dir")
+    baked = sorted(p for p, kind in contract_harness.image_tree(OPT_ML).items() if kind != "dir")
     if not baked:
         return
     shown = ", ".join(baked[:15]) + (f" and {len(baked) - 15} more" if len(baked) > 15 else "")
@@ -193,16 +206,16 @@ def test_t04_no_files_baked_under_opt_ml(contract_harness: Harness, trained_mode
     if run is not None and run.status != "Completed":
         violation(
             "t04",
-            f"the image ships files under /opt/ml ({shown}) and training with an empty /opt/ml failed",
-            sent="CreateTrainingJob: /opt/ml is a fresh, empty volume, as SageMaker mounts it",
-            expected="nothing the image needs lives under /opt/ml",
+            f"the image ships files under {OPT_ML} ({shown}) and training with an empty {OPT_ML} failed",
+            sent=f"CreateTrainingJob: {OPT_ML} is a fresh, empty volume, as SageMaker mounts it",
+            expected=f"nothing the image needs lives under {OPT_ML}",
             got=run.summary(),
             logs=run.log_text(),
         )
     warn(
         "t04",
-        f"the image ships files under /opt/ml that SageMaker hides at run time: {shown}; training did not "
-        "need them, but move them out of /opt/ml (e.g. to /opt/program)",
+        f"the image ships files under {OPT_ML} that SageMaker hides at run time: {shown}; training did not "
+        f"need them, but move them out of {OPT_ML} (e.g. to /opt/program)",
     )
 
 
@@ -221,7 +234,7 @@ def test_t05_string_hyperparameters(trained_model: TrainingRun | None) -> None:
         violation(
             "t05",
             "training with string hyperparameters did not complete",
-            sent=f"hyperparameters.json = {hps} (every value a JSON string, as SageMaker writes it)",
+            sent=f"{HYPERPARAMETERS_FILE} = {hps} (every value a JSON string, as SageMaker writes it)",
             expected='`train` parses the strings (e.g. "3" -> 3) and the job completes',
             got=run.summary(),
             logs=run.log_text(),
@@ -243,8 +256,8 @@ def test_t06_tolerates_extra_config_keys(
         violation(
             "t06",
             "training failed when the config files carried extra keys",
-            sent=f"{alone.sent()}; extra keys: resourceconfig.json {dict(EXTRA_CONFIG['resourceconfig.json'])}, "
-            f"each inputdataconfig.json channel {dict(EXTRA_CONFIG['inputdataconfig.json'])}",
+            sent=f"{alone.sent()}; extra keys: {RESOURCE_CONFIG_FILE} {dict(EXTRA_CONFIG[RESOURCE_CONFIG_FILE])}, "
+            f"each {INPUT_DATA_CONFIG_FILE} channel {dict(EXTRA_CONFIG[INPUT_DATA_CONFIG_FILE])}",
             expected="the job completes, as it does without the extra keys (t01)",
             got=alone.summary(),
             logs=alone.log_text(),
@@ -274,16 +287,16 @@ def test_t07_hostnames_from_resourceconfig(
         seen = [n for n in names if n in f"{logs}\n{alone.failure_reason}"]
         violation(
             "t07",
-            f"training failed when the hosts were named {hosts} instead of algo-1..N (container hostname "
-            f"{names[0]!r}, as on SageMaker where /etc/hostname is not a name in resourceconfig.json)",
-            sent=f"{alone.sent()}; resourceconfig.json current_host {hosts[0]!r}, hosts {sorted(hosts)}; "
+            f"training failed when the hosts were named {hosts} instead of {host_name(0)}..N (container hostname "
+            f"{names[0]!r}, as on SageMaker where /etc/hostname is not a name in {RESOURCE_CONFIG_FILE})",
+            sent=f"{alone.sent()}; {RESOURCE_CONFIG_FILE} current_host {hosts[0]!r}, hosts {sorted(hosts)}; "
             f"container hostname (/etc/hostname, socket.gethostname()) {names}",
-            expected="the job completes, as it does with algo-1 (t01)",
+            expected=f"the job completes, as it does with {host_name(0)} (t01)",
             got=alone.summary(),
             logs=logs,
             fix=(
                 f"the output shows the container hostname {seen[0]!r}: take current_host from "
-                "/opt/ml/input/config/resourceconfig.json, not from /etc/hostname or socket.gethostname()"
+                f"{INPUT_CONFIG_DIR}/{RESOURCE_CONFIG_FILE}, not from /etc/hostname or socket.gethostname()"
                 if seen
                 else None
             ),
@@ -297,9 +310,9 @@ def test_t08_artifacts_in_model_dir(trained_model: TrainingRun | None) -> None:
     if not run.model_files():
         violation(
             "t08",
-            "the job completed but /opt/ml/model was empty (model.tar.gz holds no file)",
+            f"the job completed but {MODEL_DIR} was empty (model.tar.gz holds no file)",
             sent=run.sent(),
-            expected="model files under /opt/ml/model, packaged into model.tar.gz",
+            expected=f"model files under {MODEL_DIR}, packaged into model.tar.gz",
             got=f"{run.model_tar}: no files",
             logs=run.log_text(),
         )
@@ -308,9 +321,9 @@ def test_t08_artifacts_in_model_dir(trained_model: TrainingRun | None) -> None:
         shown = ", ".join(stray[:15]) + (f" and {len(stray) - 15} more" if len(stray) > 15 else "")
         violation(
             "t08",
-            f"the job left files under /opt/ml that SageMaker never uploads: {shown}",
+            f"the job left files under {OPT_ML} that SageMaker never uploads: {shown}",
             sent=run.sent(),
-            expected="artifacts only under /opt/ml/model (and optionally /opt/ml/output/data)",
+            expected=f"artifacts only under {MODEL_DIR} (and optionally {OUTPUT_DATA_DIR})",
             got=f"model.tar.gz holds {run.model_files()[:10]}; also left in the container: {shown}",
             logs=run.log_text(),
         )
@@ -347,7 +360,7 @@ def test_t10_failure_file_written(failing_training: TrainingRun) -> None:
             "t10",
             f"cannot be verified: the failing job ended {run.status}, not Failed (see t09)",
             sent=run.sent(),
-            expected="TrainingJobStatus Failed with a FailureReason from /opt/ml/output/failure",
+            expected=f"TrainingJobStatus Failed with a FailureReason from {FAILURE_FILE}",
             got=run.summary(),
             logs=run.log_text(),
             fix="fix t09 first",
@@ -356,16 +369,17 @@ def test_t10_failure_file_written(failing_training: TrainingRun) -> None:
     if not reason.strip() or _EMULATOR_DEFAULT_REASON.match(reason):
         violation(
             "t10",
-            "the job failed without writing /opt/ml/output/failure",
+            f"the job failed without writing {FAILURE_FILE}",
             sent=run.sent(),
-            expected="a non-empty /opt/ml/output/failure explaining the failure (it becomes FailureReason)",
+            expected=f"a non-empty {FAILURE_FILE} explaining the failure (it becomes FailureReason)",
             got=f"FailureReason {reason!r} (the emulator's fallback: no failure file was written)",
             logs=run.log_text(),
         )
-    if len(reason) >= 1024:
+    if len(reason) >= MAX_FAILURE_REASON_CHARS:
         warn(
             "t10",
-            "the failure file is 1024 characters or longer and FailureReason shows only the first 1024: put "
+            f"the failure file is {MAX_FAILURE_REASON_CHARS} characters or longer and FailureReason shows only the "
+            f"first {MAX_FAILURE_REASON_CHARS}: put "
             "the reason first",
         )
 
@@ -427,15 +441,15 @@ def test_t12_model_saved_on_sigterm(sigterm_training: TrainingRun, contract_harn
     if after_log is None:
         skip(
             "t12",
-            f"training was stopped {run.trigger} and left /opt/ml/model empty, which is fine if it had "
+            f"training was stopped {run.trigger} and left {MODEL_DIR} empty, which is fine if it had "
             "nothing to save yet; set training.sigterm.after_log to a line `train` prints once a model "
             "(or checkpoint) can be saved, so this check knows when to expect one",
         )
     violation(
         "t12",
-        "the job was stopped after the point the config says a model exists, and /opt/ml/model was empty",
+        f"the job was stopped after the point the config says a model exists, and {MODEL_DIR} was empty",
         sent=f"{run.sent()}; SIGTERM {run.trigger}",
-        expected="model files in /opt/ml/model after the stop",
+        expected=f"model files in {MODEL_DIR} after the stop",
         got=f"model.tar.gz holds no file ({run.status}, exited {took:.1f} s after SIGTERM)",
         logs=run.log_text(),
     )
