@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from emulator import errors
 from emulator.cli import options
 from emulator.config import EmulatorConfig
+from emulator.constants import INVOCATION_TIMEOUT_S, MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from emulator.cli.options import SubParsers
@@ -24,7 +25,7 @@ def add_command(sub: SubParsers) -> None:
         help="call an endpoint (InvokeEndpoint)",
         description="Send one request like sagemaker-runtime InvokeEndpoint: to a running endpoint (by name or "
         "URL), or, with --image, to a one-shot endpoint started for this call. A 4xx/5xx from the container is a "
-        "ModelError (exit 1), a body over 6 MiB a ValidationError (exit 2).",
+        f"ModelError (exit 1), a body over {MAX_PAYLOAD_BYTES // 2**20} MiB a ValidationError (exit 2).",
         examples="""examples:
   python -m emulator invoke my-endpoint --content-type text/csv --body '5.1,3.5,1.4,0.2'
   python -m emulator invoke http://127.0.0.1:49153 --content-type text/csv --body-file rows.csv
@@ -40,7 +41,13 @@ def add_command(sub: SubParsers) -> None:
     p.add_argument("--accept", help="Accept")
     p.add_argument("--custom-attributes", help="X-Amzn-SageMaker-Custom-Attributes")
     p.add_argument("--output", metavar="FILE", help="write the response body here instead of stdout")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="invocation timeout (60 s)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=INVOCATION_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"invocation timeout ({INVOCATION_TIMEOUT_S:g} s)",
+    )
     options.add_common(p)
     p.set_defaults(handler=run)
 

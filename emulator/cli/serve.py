@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from emulator import errors
 from emulator.cli import options
 from emulator.config import EmulatorConfig
+from emulator.constants import MODEL_DIR, PING_PATH, SERVING_PORT, STARTUP_TIMEOUT_S
 
 if TYPE_CHECKING:
     from emulator.cli.options import SubParsers
@@ -22,7 +23,8 @@ def add_command(sub: SubParsers) -> None:
         "serve",
         help="run a real-time endpoint until Ctrl-C",
         description="Run a model behind a local endpoint, like CreateModel + CreateEndpoint: the image's 'serve' "
-        "with the model extracted read-only at /opt/ml/model and port 8080 published on a free 127.0.0.1 port.",
+        f"with the model extracted read-only at {MODEL_DIR} and port {SERVING_PORT} published on a free 127.0.0.1 "
+        "port.",
         examples="""examples:
   python -m emulator serve --image my-algo:latest --model-data out/job/output/model.tar.gz
   python -m emulator serve --model-spec model.yaml --name my-endpoint --startup-timeout 600
@@ -36,7 +38,7 @@ def add_command(sub: SubParsers) -> None:
         "--startup-timeout",
         type=float,
         metavar="SECONDS",
-        help="how long /ping may take to answer 200 (platform default 240)",
+        help=f"how long {PING_PATH} may take to answer 200 (platform default {STARTUP_TIMEOUT_S:g})",
     )
     options.add_common(p)
     p.set_defaults(handler=run)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from emulator import errors
 from emulator.cli import options
 from emulator.config import EmulatorConfig
+from emulator.constants import TRAINING_STOP_GRACE_S
 
 if TYPE_CHECKING:
     from emulator.cli.options import SubParsers
@@ -43,7 +44,7 @@ strings in /opt/ml/input/config/hyperparameters.json, exactly as on SageMaker.
         "--stop-grace",
         type=float,
         metavar="SECONDS",
-        help="seconds between SIGTERM and SIGKILL when stopping (platform: 120)",
+        help=f"seconds between SIGTERM and SIGKILL when stopping (platform: {TRAINING_STOP_GRACE_S:g})",
     )
     options.add_common(p)
     p.set_defaults(handler=run)
