@@ -14,15 +14,16 @@ import queue
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from emulator.config import EmulatorConfig
+from emulator.constants import LABEL_MANAGED
 from emulator.errors import ContainerFailed
-from emulator.runtime.docker import ContainerSpec, ContainerState, ImageInfo
+from emulator.runtime.docker import ContainerSpec, ContainerState, DockerSeam, ImageInfo, Managed
 
 RECORDER = Path(__file__).resolve().parents[1] / "images" / "recorder" / "serve.py"
 IMAGE = "sagemaker-emulator-test/recorder:latest"
@@ -38,6 +39,12 @@ def load_recorder(env: dict[str, str]) -> ModuleType:
     spec.loader.exec_module(module)
     module.ENV = dict(env)  # type: ignore[attr-defined]
     return module
+
+
+def has_label(labels: Mapping[str, str], label: str) -> bool:
+    """Whether ``labels`` carry ``label`` (``key`` or ``key=value``), as Docker's ``label`` filter decides."""
+    key, eq, value = label.partition("=")
+    return key in labels and (not eq or labels[key] == value)
 
 
 class _Server(ThreadingHTTPServer):
@@ -162,6 +169,26 @@ class FakeDocker:
 
     def remove_network(self, network_id: str) -> None:
         raise AssertionError("endpoints need no network")
+
+    def list_managed(self, label: str = LABEL_MANAGED) -> list[Managed]:
+        found: list[Managed] = []
+        for cid, c in self.containers.items():
+            labels = {LABEL_MANAGED: "true", **c.spec.labels}
+            if cid in self.removed or not has_label(labels, label):
+                continue
+            state = "exited" if c.exited.is_set() else ("running" if c.server is not None else "created")
+            ports: dict[int, int] = {}
+            if c.server is not None and c.spec.publish_port is not None:
+                ports[c.spec.publish_port] = int(c.server.server_address[1])
+            found.append(Managed("container", cid, c.spec.name or cid[:12], labels, state, ports))
+        return found
+
+    def close(self) -> None:
+        pass
+
+
+#: mypy proves that the fake implements the whole seam.
+_SEAM_CHECK: type[DockerSeam] = FakeDocker
 
 
 CONFIG = EmulatorConfig(stream_logs=False, serving_stop_grace_s=0.5, startup_timeout_s=5)

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fakes import has_label
 
 from emulator.config import EmulatorConfig
+from emulator.constants import LABEL_MANAGED
 from emulator.errors import InvalidSpec
 from emulator.processing import ProcessingJob
-from emulator.runtime.docker import ContainerSpec, ContainerState, ImageInfo
+from emulator.runtime.docker import ContainerSpec, ContainerState, DockerSeam, ImageInfo, Managed
 from emulator.storage.s3 import S3
 
 IMAGE = "my-processor:latest"
@@ -45,6 +47,7 @@ class FakeContainer:
     exit_code: int | None = None
     signals: list[int] = field(default_factory=list)
     removed: bool = False
+    started: bool = False
 
 
 class FakeDocker:
@@ -59,7 +62,7 @@ class FakeDocker:
         return ImageInfo(id="sha256:fake", entrypoint=["/bin/entry"], cmd=["default"], user="", labels={}, env=[])
 
     def create(self, spec: ContainerSpec) -> str:
-        mounted = {}
+        mounted: dict[str, dict[str, bytes]] = {}
         for m in spec.mounts:
             if m.source is not None:
                 src = Path(m.source)
@@ -72,6 +75,7 @@ class FakeDocker:
 
     def start(self, container_id: str) -> None:
         c = self.containers[container_id]
+        c.started = True
         c.files.update(self.script.writes)
         if not self.script.runs_until_signalled:
             c.exit_code = self.script.exit_code
@@ -130,9 +134,25 @@ class FakeDocker:
     def remove_network(self, network_id: str) -> None:
         pass
 
+    def list_managed(self, label: str = LABEL_MANAGED) -> list[Managed]:
+        found: list[Managed] = []
+        for cid, c in self.containers.items():
+            labels = {LABEL_MANAGED: "true", **c.spec.labels}
+            if not c.removed and has_label(labels, label):
+                state = "exited" if c.exit_code is not None else "running" if c.started else "created"
+                found.append(Managed("container", cid, c.spec.name or cid, labels, state))
+        return found
+
+    def close(self) -> None:
+        pass
+
     @property
     def specs(self) -> list[ContainerSpec]:
         return [c.spec for c in self.containers.values()]
+
+
+#: mypy proves that the fake implements the whole seam.
+_SEAM_CHECK: type[DockerSeam] = FakeDocker
 
 
 def _add(tf: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -154,7 +174,7 @@ def request(**changes: Any) -> dict[str, Any]:
     return req
 
 
-def run(req: dict[str, Any], config: EmulatorConfig, script: Script | None = None) -> tuple[dict, FakeDocker]:
+def run(req: dict[str, Any], config: EmulatorConfig, script: Script | None = None) -> tuple[dict[str, Any], FakeDocker]:
     docker = FakeDocker(script)
     result = ProcessingJob(req, config=config, docker=docker).run()
     assert all(c.removed for c in docker.containers.values())
@@ -173,7 +193,9 @@ def run(req: dict[str, Any], config: EmulatorConfig, script: Script | None = Non
         ({"ContainerEntrypoint": ["processing"], "ContainerArguments": ["evaluate"]}, ["processing"], ["evaluate"]),
     ],
 )
-def test_entrypoint_and_arguments_semantics(config: EmulatorConfig, app: dict, entrypoint: Any, command: Any) -> None:
+def test_entrypoint_and_arguments_semantics(
+    config: EmulatorConfig, app: dict[str, Any], entrypoint: Any, command: Any
+) -> None:
     result, docker = run(request(AppSpecification={"ImageUri": IMAGE, **app}), config)
     spec = docker.specs[0]
     assert (spec.entrypoint, spec.command) == (entrypoint, command)
@@ -287,7 +309,7 @@ def test_inputs_mounted_and_outputs_created_before_start(config: EmulatorConfig,
         },
     ],
 )
-def test_local_path_must_be_under_opt_ml_processing(config: EmulatorConfig, changes: dict) -> None:
+def test_local_path_must_be_under_opt_ml_processing(config: EmulatorConfig, changes: dict[str, Any]) -> None:
     with pytest.raises(InvalidSpec, match=r"must start with /opt/ml/processing/"):
         ProcessingJob(request(**changes), config=config, docker=FakeDocker())
 

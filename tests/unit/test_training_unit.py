@@ -22,13 +22,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from botocore.model import ListShape, MapShape, Shape, StructureShape
+from _fakes import has_label
+from botocore.model import ListShape, MapShape, Shape, StringShape, StructureShape
 
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_KIND, LABEL_MANAGED, LABEL_SESSION
 from emulator.errors import ContainerFailed, ImageNotFound, Interrupted
 from emulator.runtime import cluster as _cluster
-from emulator.runtime.docker import ContainerSpec, ContainerState, ImageInfo
+from emulator.runtime.docker import ContainerSpec, ContainerState, DockerSeam, ImageInfo, Managed
 from emulator.spec import operation_model
 from emulator.training import TrainingJob
 
@@ -72,7 +73,7 @@ class FakeDocker:
 
     def __init__(
         self, script: Script | Callable[[ContainerSpec], Script] | None = None, *, missing: tuple[str, ...] = ()
-    ):
+    ) -> None:
         self._script = script or Script()
         self._missing = missing
         self.containers: dict[str, FakeContainer] = {}
@@ -189,6 +190,22 @@ class FakeDocker:
     def remove_network(self, network_id: str) -> None:
         self.removed_networks.append(network_id)
 
+    # sweeping
+    def list_managed(self, label: str = LABEL_MANAGED) -> list[Managed]:
+        found: list[Managed] = []
+        for cid, c in self.containers.items():
+            labels = {LABEL_MANAGED: "true", **c.spec.labels}
+            if not c.removed and has_label(labels, label):
+                found.append(Managed("container", cid, c.spec.name or cid, labels, c.status))
+        for nid, n in self.networks.items():
+            labels = {LABEL_MANAGED: "true", **n["labels"]}
+            if nid not in self.removed_networks and has_label(labels, label):
+                found.append(Managed("network", nid, n["name"], labels))
+        return found
+
+    def close(self) -> None:
+        pass
+
     # helpers for assertions
     @property
     def specs(self) -> list[ContainerSpec]:
@@ -201,6 +218,10 @@ class FakeDocker:
         return all(c.removed for c in self.containers.values()) and sorted(self.removed_networks) == sorted(
             self.networks
         )
+
+
+#: mypy proves that the fake implements the whole seam.
+_SEAM_CHECK: type[DockerSeam] = FakeDocker
 
 
 def _add_dir(tf: tarfile.TarFile, name: str) -> None:
@@ -866,7 +887,7 @@ def shape_errors(shape: Shape, value: Any, path: str = "") -> list[str]:
     }.get(kind, True)
     if not ok:
         return [f"{where}: expected {kind}, got {type(value).__name__} {value!r:.40}"]
-    if kind == "string" and shape.enum and value not in shape.enum:
+    if isinstance(shape, StringShape) and shape.enum and value not in shape.enum:
         return [f"{where}: {value!r} is not one of {shape.enum}"]
     return []
 
