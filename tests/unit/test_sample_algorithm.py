@@ -6,9 +6,15 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from flask.testing import FlaskClient
+    from werkzeug.test import TestResponse
 
 pytest.importorskip("sklearn")
 pytest.importorskip("flask")
@@ -18,7 +24,7 @@ if str(PROGRAM_DIR) not in sys.path:
     sys.path.insert(0, str(PROGRAM_DIR))
 
 from iris_tree import dataset, processing, serve, train  # noqa: E402
-from iris_tree.model import METADATA_FILE, MODEL_FILE, parse_feature_csv  # noqa: E402
+from iris_tree.model import METADATA_FILE, MODEL_FILE, LabelledData, parse_feature_csv  # noqa: E402
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 GOOD_ROWS = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n"
@@ -57,7 +63,7 @@ def trained(tmp_path: Path) -> Path:
     return root
 
 
-def csv_post(client, body, content_type="text/csv", **headers):
+def csv_post(client: FlaskClient, body: str | bytes, content_type: str = "text/csv", **headers: str) -> TestResponse:
     return client.post("/invocations", data=body, headers={"Content-Type": content_type, **headers})
 
 
@@ -95,7 +101,10 @@ def test_processing_splits_rows(tmp_path: Path) -> None:
     # Stratified: every class on both sides, and no row lost or duplicated.
     assert {line.split(",")[0] for line in test_lines} == set(CLASSES)
     raw = (root / "processing" / "input" / "raw" / "iris.csv").read_text().splitlines()[1:]
-    as_sorted = lambda lines: sorted(tuple(sorted(line.split(","))) for line in lines)  # noqa: E731
+
+    def as_sorted(lines: list[str]) -> list[tuple[str, ...]]:
+        return sorted(tuple(sorted(line.split(","))) for line in lines)
+
     assert as_sorted(train_lines + test_lines) == as_sorted(raw)
 
 
@@ -130,7 +139,7 @@ def test_processing_falls_back_to_input_root(tmp_path: Path) -> None:
         ([], "bad", "line 3"),
     ],
 )
-def test_processing_failures_write_message(tmp_path: Path, argv, setup, expected) -> None:
+def test_processing_failures_write_message(tmp_path: Path, argv: list[str], setup: str | None, expected: str) -> None:
     root = tmp_path / "ml"
     raw = root / "processing" / "input" / "raw"
     if setup:
@@ -171,7 +180,9 @@ def _evaluation_tree(trained: Path, *, as_tarball: bool = True) -> Path:
 
 
 @pytest.mark.parametrize("as_tarball", [True, False])
-def test_processing_evaluate_writes_the_property_file(trained: Path, capsys, as_tarball: bool) -> None:
+def test_processing_evaluate_writes_the_property_file(
+    trained: Path, capsys: pytest.CaptureFixture[str], as_tarball: bool
+) -> None:
     base = _evaluation_tree(trained, as_tarball=as_tarball)
     assert processing.main(["evaluate"], root=trained) == 0
     report = json.loads((base / "evaluation" / "evaluation.json").read_text())
@@ -221,8 +232,12 @@ def test_train_writes_model_metadata_and_metrics(tmp_path: Path, capsys: pytest.
     assert "validation_accuracy=" in out
     import re
 
-    train_acc = float(re.search(r"train_accuracy=([0-9.]+);", out).group(1))
-    val_acc = float(re.search(r"validation_accuracy=([0-9.]+);", out).group(1))
+    train_match = re.search(r"train_accuracy=([0-9.]+);", out)
+    val_match = re.search(r"validation_accuracy=([0-9.]+);", out)
+    assert train_match is not None
+    assert val_match is not None
+    train_acc = float(train_match.group(1))
+    val_acc = float(val_match.group(1))
     assert train_acc > 0.9
     assert val_acc > 0.8
     model_dir = root / "model"
@@ -267,7 +282,7 @@ def test_train_defaults_and_header_csv(tmp_path: Path) -> None:
         ({"unknown": "x"}, train.Hyperparameters()),
     ],
 )
-def test_hyperparameters_parse_strings(raw, expected) -> None:
+def test_hyperparameters_parse_strings(raw: dict[str, str], expected: train.Hyperparameters) -> None:
     assert train.Hyperparameters.from_strings(raw) == expected
 
 
@@ -281,7 +296,9 @@ def test_hyperparameters_parse_strings(raw, expected) -> None:
         ({"random_state": "1.5"}, "random_state"),
     ],
 )
-def test_bad_hyperparameter_fails_with_reason(tmp_path: Path, capsys, raw, expected) -> None:
+def test_bad_hyperparameter_fails_with_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: dict[str, str], expected: str
+) -> None:
     root = make_ml_tree(tmp_path / "ml", raw)
     rc = train.main(root=root)
     assert rc == 2
@@ -298,7 +315,7 @@ def test_hyperparameters_json_not_an_object(tmp_path: Path) -> None:
     assert "JSON object" in (root / "output" / "failure").read_text()
 
 
-def test_missing_train_channel_fails_with_reason(tmp_path: Path, capsys) -> None:
+def test_missing_train_channel_fails_with_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "ml"
     (root / "input" / "config").mkdir(parents=True)
     (root / "input" / "config" / "hyperparameters.json").write_text("{}")
@@ -331,11 +348,11 @@ def test_pipe_mode_rejected(tmp_path: Path) -> None:
     assert "Pipe" in (root / "output" / "failure").read_text()
 
 
-def test_sigterm_during_training_saves_and_exits_143(tmp_path: Path, monkeypatch) -> None:
+def test_sigterm_during_training_saves_and_exits_143(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = make_ml_tree(tmp_path / "ml")
-    real_accuracy = train._accuracy
+    real_accuracy: Callable[[Any, LabelledData], float] = train._accuracy
 
-    def accuracy_then_sigterm(estimator, data):
+    def accuracy_then_sigterm(estimator: Any, data: LabelledData) -> float:
         os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
         return real_accuracy(estimator, data)
 
@@ -363,7 +380,7 @@ def test_ping_503_before_load_then_200(trained: Path, tmp_path: Path) -> None:
     assert response.data == b""
 
 
-def test_ping_503_when_model_missing(tmp_path: Path, caplog) -> None:
+def test_ping_503_when_model_missing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     client = serve.create_app(tmp_path / "nothing-here").test_client()
     response = client.get("/ping")
     assert response.status_code == 503
@@ -445,7 +462,9 @@ def test_invocations_not_acceptable(trained: Path) -> None:
         ("1,2,3,\x004\n", ""),
     ],
 )
-def test_invocations_malformed_is_400_then_server_keeps_serving(trained: Path, body, expected) -> None:
+def test_invocations_malformed_is_400_then_server_keeps_serving(
+    trained: Path, body: str | bytes, expected: str
+) -> None:
     client = serve.create_app(trained / "model").test_client()
     response = csv_post(client, body)
     assert response.status_code == 400, response.data
@@ -472,7 +491,7 @@ def test_execution_parameters_and_unknown_routes(trained: Path) -> None:
     assert client.get("/invocations").status_code == 405
 
 
-def test_gunicorn_options_from_environment(monkeypatch) -> None:
+def test_gunicorn_options_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MODEL_SERVER_WORKERS", "SAGEMAKER_MODEL_SERVER_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
     options = serve.gunicorn_options()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from botocore.model import StructureShape
 
 from emulator.errors import InvalidSpec
 from emulator.spec import is_s3_location_shape, load_spec, operation_model, validate
@@ -111,7 +112,10 @@ def test_local_path_accepted_where_an_s3_uri_is_expected(location: str) -> None:
 
 def test_s3_location_shapes_are_recognised() -> None:
     shape = operation_model("CreateTrainingJob").input_shape
-    assert is_s3_location_shape(shape.members["OutputDataConfig"].members["S3OutputPath"])  # type: ignore[attr-defined]
+    assert shape is not None
+    output_config = shape.members["OutputDataConfig"]
+    assert isinstance(output_config, StructureShape)
+    assert is_s3_location_shape(output_config.members["S3OutputPath"])
     assert not is_s3_location_shape(shape.members["TrainingJobName"])
 
 
