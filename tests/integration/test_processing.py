@@ -97,7 +97,9 @@ def test_sample_processing_failure_reports_the_message(
     assert "no .csv file under /opt/ml/processing/input/raw" in result["ExitMessage"]
 
 
-def probe_view(probe_image: str, config: EmulatorConfig, tmp_path: Path, **app: Any) -> tuple[dict, dict]:
+def probe_view(
+    probe_image: str, config: EmulatorConfig, tmp_path: Path, **app: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the probe as a processing job; its record of the container comes back through an output."""
     copy = "probe; cp /opt/ml/model/probe.json /opt/ml/processing/view/probe.json"
     (tmp_path / "in").mkdir()

@@ -47,7 +47,9 @@ def _user_args() -> list[str]:
     return [] if os.getuid() == 0 else ["--user", f"{os.getuid()}:{os.getgid()}"]
 
 
-def run_container(image: str, *args: str, mounts: dict[Path, str], timeout: float = 180) -> subprocess.CompletedProcess:
+def run_container(
+    image: str, *args: str, mounts: dict[Path, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     """``docker run --rm`` with bind mounts; the container is removed even on a timeout."""
     name = f"sample-test-{uuid.uuid4().hex[:12]}"
     cmd = ["run", "--rm", "--name", name, "--label", TEST_LABEL, "--network", "none", *_user_args()]
