@@ -18,15 +18,21 @@ user without a config file does not pay.
 ``wait=True`` would add a 5 s poll sleep (or CloudWatch calls with ``logs=True``) after it.
 """
 
+from __future__ import annotations
+
 import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sagemaker.local import LocalSession
 
 ROLE = "arn:aws:iam::000000000000:role/SageMakerRole"
 
 
-def session(root, port=8080):
+def session(root: str, port: int = 8080) -> LocalSession:
     import sagemaker.telemetry.telemetry_logging as telemetry
     from sagemaker.local import LocalSession
 
@@ -37,7 +43,7 @@ def session(root, port=8080):
     return sess
 
 
-def train(args):
+def train(args: dict[str, Any]) -> dict[str, float]:
     from sagemaker.estimator import Estimator
 
     est = Estimator(
@@ -56,7 +62,7 @@ def train(args):
     return {"seconds": elapsed}
 
 
-def transform(args):
+def transform(args: dict[str, Any]) -> dict[str, float]:
     from sagemaker.model import Model
 
     sess = session(args["root"], args["port"])

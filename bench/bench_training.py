@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 import threading
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -240,8 +241,8 @@ def run(opts: Options) -> Result:
         # Runs are short and the machine is noisy: twice the repeats, for a steadier median.
         samples = interleave(
             {
-                "emulator": lambda image=image, env=env: run_emulator(image, channel, opts.work, env),
-                "bare": lambda image=image, env=env: run_bare(image, channel, opts.work, env),
+                "emulator": partial(run_emulator, image, channel, opts.work, env),
+                "bare": partial(run_bare, image, channel, opts.work, env),
             },
             2 * opts.repeats,
             log=opts.log,

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -267,12 +268,8 @@ def run(opts: Options) -> Result:
         try:
             samples = interleave(
                 {
-                    "emulator": lambda d=data_dir, n=rows, r=emu_rss: run_emulator(
-                        d, model_tar, workers, n, opts.work, r
-                    ),
-                    "bare": lambda d=data_dir, n=rows, r=bare_rss: run_bare(
-                        d / "input.csv", model_dir, n, opts.work, r
-                    ),
+                    "emulator": partial(run_emulator, data_dir, model_tar, workers, rows, opts.work, emu_rss),
+                    "bare": partial(run_bare, data_dir / "input.csv", model_dir, rows, opts.work, bare_rss),
                 },
                 repeats,
                 warmup=1 if size_mb <= 100 else 0,
