@@ -21,7 +21,7 @@ import threading
 from collections import defaultdict
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench._common import (
     LIMIT_CPUS,
@@ -45,6 +45,9 @@ from bench._common import (
     spread,
     write_training_config,
 )
+
+if TYPE_CHECKING:
+    from emulator.runtime.docker import DockerSeam
 
 GOAL = 1.10
 _LABELS = {
@@ -79,7 +82,9 @@ def _request(image: str, channel: Path, out: Path, env: dict[str, str]) -> dict[
     return req
 
 
-def run_emulator(image: str, channel: Path, work: Path, env: dict[str, str], docker_client: Any = None) -> float:
+def run_emulator(
+    image: str, channel: Path, work: Path, env: dict[str, str], docker_client: DockerSeam | None = None
+) -> float:
     from emulator.config import EmulatorConfig
     from emulator.training import TrainingJob
 
