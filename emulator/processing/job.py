@@ -19,9 +19,7 @@ from emulator.processing.plan import plan, with_defaults
 from emulator.runtime import session as _session
 from emulator.runtime.cluster import LogSink
 from emulator.runtime.docker import DockerSeam
-from emulator.runtime.lifecycle import BackgroundJob
-from emulator.runtime.plan import JobPlan
-from emulator.runtime.runner import PlanRunner
+from emulator.runtime.runner import PlannedJob, RunResult
 from emulator.runtime.session import Session
 from emulator.storage.s3 import S3
 
@@ -30,7 +28,7 @@ __all__ = ["ProcessingJob", "with_defaults"]
 logger = logging.getLogger(__name__)
 
 
-class ProcessingJob(BackgroundJob):
+class ProcessingJob(PlannedJob):
     """One processing job. Like SageMaker CreateProcessingJob; :meth:`run` returns the Describe shape.
 
     Args:
@@ -57,40 +55,14 @@ class ProcessingJob(BackgroundJob):
         log_sink: LogSink | None = None,
         record_tree: bool = False,
     ) -> None:
-        super().__init__()
-        self.session, self._owns_session = Session.of(session, config, docker, s3)
-        self.config = self.session.config
-        self.plan: JobPlan = plan(request, self.config)
-        self.request: dict[str, Any] = dict(self.plan.request)
-        self.name: str = self.plan.name
-        self.arn = self.plan.arn
-        self._sink = log_sink
-        self._record_tree = record_tree
-        self._runner: PlanRunner | None = None
-        #: With ``record_tree``: host name -> {absolute path under /opt/ml -> "file", "dir" or "symlink -> X"}.
-        self.final_tree: dict[str, dict[str, str]] = {}
+        super().__init__(
+            session=session, config=config, docker=docker, s3=s3, log_sink=log_sink, record_tree=record_tree
+        )
+        self._adopt(plan(request, self.config))
         self._describe = _describe.initial(self.plan, _session.now())
 
-    def _execute(self) -> None:
-        try:
-            runner = PlanRunner(self.plan, self.session, log_sink=self._sink, record_tree=self._record_tree)
-            with self._lock:
-                self._runner = runner
-                stop, grace = self.stop_requested, self._stop_grace_s
-            if stop:
-                runner.stop(grace)
-            result = runner.run()
-            self.final_tree = result.tree
-            fields = _describe.final(result, _session.now())
-            self._update(**fields)
-            reason = fields.get("FailureReason")
-            logger.info("%s: %s%s", self.name, fields["ProcessingJobStatus"], f" ({reason})" if reason else "")
-        finally:
-            if self._owns_session:
-                self.session.close()
-
-    def _on_stop(self, grace_s: float | None) -> None:
-        with self._lock:
-            runner = self._runner
-        if runner is not None:
-            runner.stop(grace_s)
+    def _finish(self, result: RunResult) -> None:
+        fields = _describe.final(result, _session.now())
+        self._update(**fields)
+        reason = fields.get("FailureReason")
+        logger.info("%s: %s%s", self.name, fields["ProcessingJobStatus"], f" ({reason})" if reason else "")

@@ -14,14 +14,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from emulator.config import EmulatorConfig
 from emulator.errors import EmulatorError
 from emulator.runtime.cluster import Cluster, LogSink, Outcome, start_failure
-from emulator.runtime.docker import ContainerSpec, Mount
+from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
+from emulator.runtime.lifecycle import BackgroundJob
 from emulator.runtime.plan import Export, JobPlan
 from emulator.runtime.session import Session
 from emulator.storage.artifacts import extract_files, list_tree, read_file, repack
 from emulator.storage.locations import Storage
+from emulator.storage.s3 import S3
 from emulator.storage.staging import stage_data
 
 
@@ -170,3 +174,80 @@ class PlanRunner:
         if count or export.always:
             return storage.put_file(archive, export.destination)
         return None
+
+
+class PlannedJob(BackgroundJob):
+    """A job kind that is a plan run by :class:`PlanRunner` (training, processing).
+
+    A kind makes its plan in ``__init__`` (after ``super().__init__``) and implements :meth:`_finish`, which turns
+    the :class:`RunResult` into its Describe fields; :meth:`_on_running` and :meth:`_on_exited` may record status
+    transitions.
+    """
+
+    plan: JobPlan
+
+    def __init__(
+        self,
+        *,
+        session: Session | None,
+        config: EmulatorConfig | None,
+        docker: DockerSeam | None,
+        s3: S3 | None,
+        log_sink: LogSink | None,
+        record_tree: bool,
+    ) -> None:
+        super().__init__()
+        self.session, self._owns_session = Session.of(session, config, docker, s3)
+        self.config = self.session.config
+        self._sink = log_sink
+        self._record_tree = record_tree
+        self._runner: PlanRunner | None = None
+        #: With ``record_tree``: host name -> {absolute path under /opt/ml -> "file", "dir" or "symlink -> X"}.
+        self.final_tree: dict[str, dict[str, str]] = {}
+
+    def _adopt(self, plan: JobPlan) -> None:
+        self.plan = plan
+        self.request: dict[str, Any] = dict(plan.request)
+        self.name = plan.name
+        self.arn = plan.arn
+
+    def _execute(self) -> None:
+        try:
+            runner = PlanRunner(
+                self.plan,
+                self.session,
+                log_sink=self._sink,
+                record_tree=self._record_tree,
+                on_running=self._on_running,
+                on_exited=self._on_exited,
+            )
+            with self._lock:
+                self._runner = runner
+                stop, grace = self.stop_requested, self._stop_grace_s
+            if stop:
+                runner.stop(grace)
+            self._on_starting()
+            result = runner.run()
+            self.final_tree = result.tree
+            self._finish(result)
+        finally:
+            if self._owns_session:
+                self.session.close()
+
+    def _on_stop(self, grace_s: float | None) -> None:
+        with self._lock:
+            runner = self._runner
+        if runner is not None:
+            runner.stop(grace_s)
+
+    def _on_starting(self) -> None:
+        """Before the inputs are staged."""
+
+    def _on_running(self) -> None:
+        """When the containers are about to start."""
+
+    def _on_exited(self) -> None:
+        """When every container has exited, before the artifacts are exported."""
+
+    def _finish(self, result: RunResult) -> None:
+        raise NotImplementedError

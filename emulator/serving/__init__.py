@@ -1,6 +1,8 @@
 """Hosting: models (CreateModel), real-time endpoints and InvokeEndpoint."""
 
-from emulator.serving.endpoint import Endpoint, StopResult, find_endpoint_url, invoke_endpoint
+from emulator.runtime.container import StopResult
+from emulator.serving.endpoint import Endpoint
+from emulator.serving.invocations import find_endpoint_url, invoke_endpoint
 from emulator.serving.models import ModelDefinition, ModelSource, create_model, delete_model, get_model
 
 __all__ = [

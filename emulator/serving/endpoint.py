@@ -38,34 +38,17 @@ from emulator.serving.invocations import (
     Body,
     InvokeHeaders,
     Invoker,
-    find_endpoint_url,
-    invoke_endpoint,
 )
 from emulator.serving.models import (
     ModelDefinition,
     ModelSource,
     check_env,
-    create_model,
-    delete_model,
-    get_model,
     local_dir,
     model_location,
 )
 from emulator.spec import validate
 from emulator.storage.artifacts import extract_model
 from emulator.storage.s3 import S3, is_s3
-
-__all__ = [
-    "Endpoint",
-    "ModelDefinition",
-    "ModelSource",
-    "StopResult",
-    "create_model",
-    "delete_model",
-    "find_endpoint_url",
-    "get_model",
-    "invoke_endpoint",
-]
 
 logger = logging.getLogger(__name__)
 

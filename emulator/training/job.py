@@ -19,9 +19,7 @@ from emulator.config import EmulatorConfig
 from emulator.runtime import session as _session
 from emulator.runtime.cluster import LogSink
 from emulator.runtime.docker import DockerSeam
-from emulator.runtime.lifecycle import BackgroundJob
-from emulator.runtime.plan import JobPlan
-from emulator.runtime.runner import PlanRunner
+from emulator.runtime.runner import PlannedJob, RunResult
 from emulator.runtime.session import Session
 from emulator.storage.s3 import S3
 from emulator.training import describe as _describe
@@ -32,7 +30,7 @@ __all__ = ["TrainingJob", "with_defaults"]
 logger = logging.getLogger(__name__)
 
 
-class TrainingJob(BackgroundJob):
+class TrainingJob(PlannedJob):
     """One training job. Like SageMaker CreateTrainingJob; :meth:`run` blocks and returns the Describe shape.
 
     Args:
@@ -63,54 +61,27 @@ class TrainingJob(BackgroundJob):
         container_hostnames: Sequence[str] | None = None,
         record_tree: bool = False,
     ) -> None:
-        super().__init__()
-        self.session, self._owns_session = Session.of(session, config, docker, s3)
-        self.config = self.session.config
+        super().__init__(
+            session=session, config=config, docker=docker, s3=s3, log_sink=log_sink, record_tree=record_tree
+        )
         options = TrainingOptions(
             host_names, container_hostnames, {k: dict(v) for k, v in (extra_config or {}).items()}
         )
-        self.plan: JobPlan = plan(request, self.config, options)
-        self.request: dict[str, Any] = dict(self.plan.request)
-        self.name: str = self.plan.name
-        self.arn = self.plan.arn
-        self._sink = log_sink
-        self._record_tree = record_tree
-        self._runner: PlanRunner | None = None
-        #: With ``record_tree``: host name -> {absolute path under /opt/ml -> "file", "dir" or "symlink -> X"}.
-        self.final_tree: dict[str, dict[str, str]] = {}
+        self._adopt(plan(request, self.config, options))
         self._describe = _describe.initial(self.plan, _session.now())
 
-    def _execute(self) -> None:
-        try:
-            self._transition("Starting", "Preparing the instances for training")
-            runner = PlanRunner(
-                self.plan,
-                self.session,
-                log_sink=self._sink,
-                record_tree=self._record_tree,
-                on_running=lambda: self._transition(
-                    "Training", "Training image download completed. Training in progress."
-                ),
-                on_exited=lambda: self._transition("Uploading", "Uploading generated training model"),
-            )
-            with self._lock:
-                self._runner = runner
-                stop, grace = self.stop_requested, self._stop_grace_s
-            if stop:
-                runner.stop(grace)
-            result = runner.run()
-            self.final_tree = result.tree
-            self._update(**_describe.result_fields(self.plan, result))
-            self._end(*_describe.end_status(result))
-        finally:
-            if self._owns_session:
-                self.session.close()
+    def _on_starting(self) -> None:
+        self._transition("Starting", "Preparing the instances for training")
 
-    def _on_stop(self, grace_s: float | None) -> None:
-        with self._lock:
-            runner = self._runner
-        if runner is not None:
-            runner.stop(grace_s)
+    def _on_running(self) -> None:
+        self._transition("Training", "Training image download completed. Training in progress.")
+
+    def _on_exited(self) -> None:
+        self._transition("Uploading", "Uploading generated training model")
+
+    def _finish(self, result: RunResult) -> None:
+        self._update(**_describe.result_fields(self.plan, result))
+        self._end(*_describe.end_status(result))
 
     def _interrupted_message(self) -> str:
         where = self.describe()["ModelArtifacts"]["S3ModelArtifacts"]
