@@ -245,7 +245,7 @@ class PipelineDefinition:
     def _check_arguments(self) -> None:
         for step in self.steps.values():
             if step.type in OPERATIONS:
-                errors = static_errors(OPERATIONS[step.type][0], with_defaults(step.type, step.arguments))
+                errors = static_errors(OPERATIONS[step.type][0], _request_for_check(step.type, step.arguments))
                 if errors:
                     raise InvalidSpec(f"step {step.name} ({step.type}): invalid Arguments: {'; '.join(errors[:10])}")
             elif step.type == "Condition" and not isinstance(step.arguments.get("Conditions"), list):
@@ -310,11 +310,12 @@ def _step(raw: Any, where: str, branch: tuple[str, bool] | None) -> StepDef:
     )
 
 
-def with_defaults(kind: str, arguments: Mapping[str, Any], job_name: str = "pipelines-check") -> dict[str, Any]:
-    """The request a step sends: its Arguments plus the generated name and the job module's local defaults."""
+def _request_for_check(kind: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The request a step's job would see, for the up-front check only: its Arguments, a name and the job
+    module's own defaults (the one place they are written; at run time the job applies them itself)."""
     from emulator import processing, training, transform
 
-    request = {**arguments, OPERATIONS[kind][1]: job_name}
+    request = {**arguments, OPERATIONS[kind][1]: "pipelines-check"}
     if kind == "Processing":
         return processing.with_defaults(request)
     if kind == "Training":

@@ -307,7 +307,10 @@ def conform(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
     strings become numbers where it takes a number."""
     from emulator.spec import operation_model
 
-    fitted: dict[str, Any] = _conform(operation_model(operation).input_shape, params)
+    shape = operation_model(operation).input_shape
+    if shape is None:  # every Create* operation has an input; a None here is a wrong operation name
+        raise InvalidSpec(f"{operation} takes no request")
+    fitted: dict[str, Any] = _conform(shape, params)
     return fitted
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fakes import CONFIG, IMAGE, FakeDocker
 
 from emulator.cli import app as cli
 from emulator.cli import process as cli_process
@@ -33,6 +34,8 @@ from emulator.pipelines.expressions import (
     resolve,
     static_errors,
 )
+from emulator.runtime.lifecycle import BackgroundJob
+from emulator.runtime.session import Session
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_PIPELINE = REPO / "sample_algorithm" / "pipeline.yaml"
@@ -787,10 +790,26 @@ def test_arguments_are_typed_for_the_api() -> None:
     assert arguments["ResourceConfig"]["InstanceCount"] == 2
 
 
-def test_one_s3_for_every_step() -> None:
+def test_one_session_for_every_step() -> None:
     recorder = Recorder()
-    run(document(processing("A"), processing("B")), recorder)
-    assert recorder.calls["A"].s3 is recorder.calls["B"].s3
+    execution = run(document(processing("A"), processing("B")), recorder)
+    assert recorder.calls["A"].session is recorder.calls["B"].session is execution._session
+    assert recorder.calls["A"].session.docker is NO_DOCKER
+
+
+def test_a_given_session_is_shared_and_not_closed() -> None:
+    closed: list[str] = []
+
+    class Tracked(Session):
+        def close(self) -> None:
+            closed.append("closed")
+
+    recorder = Recorder()
+    session = Tracked(docker=NO_DOCKER)
+    execution = PipelineExecution(document(processing("A")), executors=recorder.executors(), session=session)
+    execution.run()
+    assert recorder.calls["A"].session is session
+    assert closed == []
 
 
 def test_status_changes_are_reported_in_order() -> None:
@@ -813,21 +832,71 @@ def test_results_are_json_serialisable() -> None:
     assert result["StepResults"]["A"]["JobName"].startswith("pipelines-")
 
 
-def test_ctrl_c_stops_running_steps_and_raises_interrupted() -> None:
-    started = threading.Event()
-    seen_interrupt = threading.Event()
+class WaitingJob(BackgroundJob):
+    """A job in the contract that runs until it is stopped, and records the stops it got."""
+
+    kind = "fake"
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.started = threading.Event()
+        self.stops: list[float | None] = []
+        self._update(ProcessingJobName=name, ProcessingJobStatus="InProgress")
+
+    def _execute(self) -> None:
+        self.started.set()
+        self._stop_requested.wait(30)
+        self._update(ProcessingJobStatus="Stopped" if self.stop_requested else "Completed")
+
+    def _on_stop(self, grace_s: float | None) -> None:
+        self.stops.append(grace_s)
+
+
+def _long_step() -> tuple[list[WaitingJob], Callable[[StepContext], StepOutcome]]:
+    jobs: list[WaitingJob] = []
 
     def long_job(ctx: StepContext) -> StepOutcome:
-        try:
-            started.set()
-            while True:
-                time.sleep(0.01)
-        except KeyboardInterrupt:  # what the job classes do: stop the containers, clean up, report Stopped
-            seen_interrupt.set()
-            return StepOutcome({}, "Stopped", "Processing job stopped by the user (interrupted)")
+        job = WaitingJob(ctx.job_name)
+        jobs.append(job)
+        d = ctx.run_job(job)
+        status = {"Completed": "Succeeded", "Stopped": "Stopped"}[d["ProcessingJobStatus"]]
+        return StepOutcome(d, status, "job stopped" if status == "Stopped" else None)
+
+    return jobs, long_job
+
+
+def _until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_stop_from_another_thread_stops_the_running_steps_job() -> None:
+    jobs, long_job = _long_step()
+    recorder = Recorder({"Long": long_job})
+    doc = document(processing("Long"), processing("Next", DependsOn=["Long"]))
+    execution = PipelineExecution(doc, executors=recorder.executors(), docker=NO_DOCKER).start()
+    _until(lambda: bool(jobs) and jobs[0].started.is_set())
+    assert execution.describe()["PipelineExecutionStatus"] == "Executing"
+    threading.Thread(target=execution.stop).start()
+    result = execution.wait(timeout_s=10)
+    assert execution.done
+    assert jobs[0].stops == [None]  # the step's job was stopped through its own stop()
+    assert jobs[0].done
+    assert statuses(execution) == {"Long": "Stopped", "Next": "NotExecuted"}, execution.to_dict()
+    assert set(recorder.calls) == {"Long"}
+    assert result["PipelineExecutionStatus"] == "Stopped"
+    assert result["FailureReason"] == "stopped by the user"
+    assert execution.states["Long"].properties == {"ProcessingJobName": jobs[0].name, "ProcessingJobStatus": "Stopped"}
+
+
+def test_ctrl_c_stops_running_steps_and_raises_interrupted() -> None:
+    jobs, long_job = _long_step()
 
     def press_ctrl_c() -> None:
-        started.wait(10)
+        _until(lambda: bool(jobs) and jobs[0].started.is_set())
         _thread.interrupt_main()
 
     execution = PipelineExecution(
@@ -838,9 +907,114 @@ def test_ctrl_c_stops_running_steps_and_raises_interrupted() -> None:
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     with pytest.raises(Interrupted, match="was interrupted"):
         execution.run()
+    assert jobs[0].stops == [None]
+    assert jobs[0].done  # its clean-up finished before run() raised
     assert statuses(execution) == {"Long": "Stopped", "Next": "NotExecuted"}, execution.to_dict()
-    assert seen_interrupt.is_set(), {n: (s.failure_reason, s.note) for n, s in execution.states.items()}
     assert execution.describe()["PipelineExecutionStatus"] == "Stopped"
+
+
+def test_stop_before_start_runs_no_step() -> None:
+    recorder = Recorder()
+    execution = PipelineExecution(
+        document(processing("A"), processing("B")), executors=recorder.executors(), docker=NO_DOCKER
+    )
+    execution.stop()
+    assert execution.run()["PipelineExecutionStatus"] == "Stopped"
+    assert statuses(execution) == {"A": "NotExecuted", "B": "NotExecuted"}
+    assert recorder.calls == {}
+
+
+def test_a_job_is_not_started_once_the_execution_is_stopped() -> None:
+    made: list[WaitingJob] = []
+
+    def late(ctx: StepContext) -> StepOutcome:
+        ctx_execution.stop()  # the stop lands after the step began, before its job is handed over
+        job = WaitingJob(ctx.job_name)
+        made.append(job)
+        ctx.run_job(job)
+        return StepOutcome({}, "Succeeded")
+
+    ctx_execution = PipelineExecution(
+        document(processing("A")), executors={"Processing": Recorder({"A": late})}, docker=NO_DOCKER
+    )
+    ctx_execution.run()
+    assert statuses(ctx_execution) == {"A": "Stopped"}
+    assert not made[0].started.is_set()
+
+
+# -- steps that run real jobs (transform, with the fake engine) ---------------------------------------------
+
+
+def _transform_pipeline(inputs: Path, outputs: Path, env: dict[str, str] | None = None) -> dict:
+    return document(
+        {
+            "Name": "Model",
+            "Type": "Model",
+            "Arguments": {"PrimaryContainer": {"Image": IMAGE, "Environment": env or {}}},
+        },
+        {
+            "Name": "Transform",
+            "Type": "Transform",
+            "Arguments": {
+                "ModelName": {"Get": "Steps.Model.ModelName"},
+                "TransformInput": {
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(inputs)}},
+                    "ContentType": "text/csv",
+                    "SplitType": "Line",
+                },
+                "TransformOutput": {"S3OutputPath": str(outputs), "AssembleWith": "Line"},
+                "TransformResources": {"InstanceCount": 1},  # InstanceType: the job's own default
+            },
+        },
+        processing("After", DependsOn=["Transform"]),
+    )
+
+
+@pytest.fixture
+def csv_input(tmp_path: Path) -> Path:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "rows.csv").write_text("".join(f"{i},{i}\n" for i in range(50)))
+    return tmp_path / "in"
+
+
+def test_a_transform_step_runs_its_job_with_the_executions_session(tmp_path: Path, csv_input: Path) -> None:
+    docker = FakeDocker()
+    recorder = Recorder()
+    execution = PipelineExecution(
+        _transform_pipeline(csv_input, tmp_path / "out"),
+        executors={"Processing": recorder},
+        config=CONFIG,
+        docker=docker,
+    )
+    execution.run()
+    assert statuses(execution) == {"Model": "Succeeded", "Transform": "Succeeded", "After": "Succeeded"}
+    d = execution.states["Transform"].properties or {}
+    assert d["TransformJobName"] == execution.states["Transform"].job_name
+    assert d["TransformResources"] == {"InstanceCount": 1, "InstanceType": "ml.m5.large"}
+    assert (tmp_path / "out" / "rows.csv.out").read_text() == "".join(f"{i},{i}\n" for i in range(50))
+    assert docker.removed == list(docker.containers) != []  # the one Docker client of the session was used
+
+
+def test_stop_stops_a_running_transform_step(tmp_path: Path, csv_input: Path) -> None:
+    docker = FakeDocker()
+    recorder = Recorder()
+    execution = PipelineExecution(
+        _transform_pipeline(csv_input, tmp_path / "out", {"RECORDER_SLEEP_S": "30"}),
+        executors={"Processing": recorder},
+        config=CONFIG,
+        docker=docker,
+    ).start()
+    _until(lambda: bool(docker.containers) and docker.only().recorder.STATE.get("invocations", 0) >= 1)
+    began = time.monotonic()
+    execution.stop()
+    result = execution.wait(timeout_s=20)
+    assert time.monotonic() - began < 10  # the 30 s request was abandoned
+    assert statuses(execution) == {"Model": "Succeeded", "Transform": "Stopped", "After": "NotExecuted"}
+    assert (execution.states["Transform"].properties or {})["TransformJobStatus"] == "Stopped"
+    assert result["PipelineExecutionStatus"] == "Stopped"
+    assert docker.removed == list(docker.containers)  # the serving container is gone
+    assert not (tmp_path / "out").exists()
+    assert recorder.calls == {}
 
 
 def test_unreadable_json_location() -> None:
