@@ -220,9 +220,9 @@ class TransformJob(BackgroundJob):
 
     # -- the work (in the job's thread) ------------------------------------------------------------------------
     def _execute(self) -> None:
-        """Run to the end (Completed, Failed or Stopped); what :meth:`wait` re-raises:
+        """Run to the end: Completed, Failed or Stopped (a stop wins over whatever it cut short).
 
-        Raises:
+        Raises (re-raised by :meth:`wait`):
             InputNotFound: there is no input object.
             EndpointNotReady, ContainerFailed: the model's container did not start.
         """
