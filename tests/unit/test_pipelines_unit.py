@@ -61,7 +61,7 @@ DESCRIBE_TRAINING = {
 # -- definitions built in tests ----------------------------------------------------------------------------
 
 
-def processing(name: str, *, image: Any = "img", outputs: dict[str, Any] | None = None, **extra: Any) -> dict:
+def processing(name: str, *, image: Any = "img", outputs: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """A Processing step; outputs maps OutputName -> S3Uri (or expression)."""
     args: dict[str, Any] = {"AppSpecification": {"ImageUri": image}}
     if outputs:
@@ -77,7 +77,7 @@ def processing(name: str, *, image: Any = "img", outputs: dict[str, Any] | None 
     return {"Name": name, "Type": "Processing", "Arguments": args, **extra}
 
 
-def document(*steps: dict, parameters: list[dict] | None = None) -> dict:
+def document(*steps: dict[str, Any], parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"Version": "2020-12-01", "Metadata": {}, "Parameters": parameters or [], "Steps": list(steps)}
 
 
@@ -104,7 +104,7 @@ class Recorder:
         return {"Processing": self, "Training": self, "Transform": self}
 
 
-def run(doc: dict, recorder: Recorder | None = None, **kwargs: Any) -> PipelineExecution:
+def run(doc: dict[str, Any], recorder: Recorder | None = None, **kwargs: Any) -> PipelineExecution:
     recorder = recorder or Recorder()
     execution = PipelineExecution(doc, executors=recorder.executors(), docker=NO_DOCKER, **kwargs)
     execution.run()
@@ -173,7 +173,7 @@ def test_join_nests_expressions_and_writes_json_spelling(scope: Scope) -> None:
 def test_expressions_anywhere_in_arguments(scope: Scope) -> None:
     arguments = {"A": [{"B": {"Get": "Parameters.Bucket"}}, "x"], "C": {"Get": "Parameters.Threshold"}}
     assert resolve(arguments, scope) == {"A": [{"B": "my-bucket"}, "x"], "C": 0.8}
-    assert arguments["A"][0]["B"] == {"Get": "Parameters.Bucket"}  # the definition itself is not changed
+    assert arguments == {"A": [{"B": {"Get": "Parameters.Bucket"}}, "x"], "C": {"Get": "Parameters.Threshold"}}
 
 
 @pytest.mark.parametrize(
@@ -208,7 +208,7 @@ def test_json_get_s3_uri_form(scope: Scope) -> None:
         ({"Get": "Whatever.X"}, "expected Parameters.<name>"),
     ],
 )
-def test_expression_errors_name_the_problem(scope: Scope, expr: dict, message: str) -> None:
+def test_expression_errors_name_the_problem(scope: Scope, expr: dict[str, Any], message: str) -> None:
     with pytest.raises(ExpressionError) as err:
         resolve(expr, scope)
     assert message in str(err.value)
@@ -233,7 +233,7 @@ def test_referenced_steps() -> None:
 # -- conditions -------------------------------------------------------------------------------------------
 
 
-def compare(kind: str, left: Any, right: Any) -> dict:
+def compare(kind: str, left: Any, right: Any) -> dict[str, Any]:
     return {"Type": kind, "LeftValue": left, "RightValue": right}
 
 
@@ -273,7 +273,7 @@ def compare(kind: str, left: Any, right: Any) -> dict:
         ),
     ],
 )
-def test_conditions(scope: Scope, condition: dict, expected: bool) -> None:
+def test_conditions(scope: Scope, condition: dict[str, Any], expected: bool) -> None:
     assert evaluate_condition(condition, scope) is expected
 
 
@@ -461,7 +461,7 @@ def test_dag_from_data_references_depends_on_and_branches() -> None:
         (document(processing("A"), parameters=[{"Name": "N", "Type": "Date"}]), "Parameters[0]: expected"),
     ],
 )
-def test_definition_errors_at_load_time(doc: dict, message: str) -> None:
+def test_definition_errors_at_load_time(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidSpec) as err:
         PipelineDefinition.load(doc)
     assert message in str(err.value)
@@ -476,7 +476,7 @@ def test_branch_reference_to_unknown_step() -> None:
         PipelineDefinition.load(doc)
 
 
-PARAMETERS = [
+PARAMETERS: list[dict[str, Any]] = [
     {"Name": "Image", "Type": "String", "DefaultValue": "img"},
     {"Name": "Count", "Type": "Integer", "DefaultValue": 1},
     {"Name": "Threshold", "Type": "Float", "DefaultValue": 0.5},
@@ -496,7 +496,7 @@ PARAMETERS = [
         ({"Count": 4, "Threshold": 2, "Deploy": True}, {"Count": 4, "Threshold": 2.0, "Deploy": True}),
     ],
 )
-def test_parameter_overrides_are_typed(overrides: dict, expected: dict) -> None:
+def test_parameter_overrides_are_typed(overrides: dict[str, Any], expected: dict[str, Any]) -> None:
     values = PipelineDefinition.load(document(processing("A"), parameters=PARAMETERS)).parameter_values(overrides)
     assert {k: values[k] for k in expected} == expected
     assert all(type(values[k]) is type(v) for k, v in expected.items())
@@ -513,7 +513,7 @@ def test_parameter_overrides_are_typed(overrides: dict, expected: dict) -> None:
         ({"Colour": "red"}, "unknown parameter 'Colour'; this pipeline's parameters are: Image, Count, Threshold"),
     ],
 )
-def test_bad_parameter_values(overrides: dict, message: str) -> None:
+def test_bad_parameter_values(overrides: dict[str, Any], message: str) -> None:
     definition = PipelineDefinition.load(document(processing("A"), parameters=PARAMETERS))
     with pytest.raises(InvalidSpec) as err:
         definition.parameter_values(overrides)
@@ -945,7 +945,7 @@ def test_a_job_is_not_started_once_the_execution_is_stopped() -> None:
 # -- steps that run real jobs (transform, with the fake engine) ---------------------------------------------
 
 
-def _transform_pipeline(inputs: Path, outputs: Path, env: dict[str, str] | None = None) -> dict:
+def _transform_pipeline(inputs: Path, outputs: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     return document(
         {
             "Name": "Model",
@@ -1100,7 +1100,7 @@ def test_status_table_plain_and_live() -> None:
         (["--arg=--seed", "--arg", "3"], {"ContainerArguments": ["--seed", "3"]}),
     ],
 )
-def test_process_request_entrypoint_and_arguments(argv: list[str], expected: dict) -> None:
+def test_process_request_entrypoint_and_arguments(argv: list[str], expected: dict[str, Any]) -> None:
     args = _process_args(["--image", "img", *argv])
     app = cli_process.processing_request(args)["AppSpecification"]
     assert {k: v for k, v in app.items() if k != "ImageUri"} == expected

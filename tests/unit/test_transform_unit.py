@@ -32,7 +32,9 @@ from emulator.transform.progress import FileProgress, ProgressPrinter
 def validate_output(operation: str, data: Mapping[str, Any]) -> list[str]:
     """Every way ``data`` does not fit the output shape of ``operation`` in botocore's SageMaker model."""
     errors: list[str] = []
-    _walk(operation_model(operation).output_shape, data, operation, errors)
+    shape = operation_model(operation).output_shape
+    assert shape is not None, operation
+    _walk(shape, data, operation, errors)
     return errors
 
 
@@ -80,8 +82,8 @@ def _scalar(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
     wanted = _TYPES[shape.type_name]
     if not isinstance(value, wanted) or (shape.type_name != "boolean" and isinstance(value, bool)):
         errors.append(f"{path}: expected {shape.type_name}, got {type(value).__name__}")
-    elif getattr(shape, "enum", None) and value not in shape.enum:
-        errors.append(f"{path}: {value!r} is not one of {shape.enum}")
+    elif getattr(shape, "enum", None) and value not in getattr(shape, "enum", []):
+        errors.append(f"{path}: {value!r} is not one of {getattr(shape, 'enum', [])}")
     elif isinstance(value, str) and len(value) > shape.metadata.get("max", len(value)):
         errors.append(f"{path}: longer than {shape.metadata['max']}")
 
@@ -598,8 +600,8 @@ def test_a_shared_session_is_used_and_not_closed(tmp_path: Path, data: Path) -> 
         job = TransformJob(request(data / "a.csv", tmp_path / "out"), models=models, session=session)
         assert job.config is CONFIG
         assert job.run()["TransformJobStatus"] == "Completed"
-        assert session.docker is docker
         assert len(docker.containers) == 1
+        assert session.docker is docker
 
 
 # -- progress -----------------------------------------------------------------------------------------------
