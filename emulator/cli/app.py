@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from emulator import errors
-from emulator.cli import cleanup, invoke, pipeline, process, s3_server, serve, train, transform
+from emulator.cli import api_server, cleanup, invoke, pipeline, process, s3_server, serve, train, transform
 from emulator.cli.options import EPILOG
 from emulator.config import EmulatorConfig
 
@@ -44,6 +44,7 @@ COMMANDS: tuple[AddCommand, ...] = (
     pipeline.add_command,
     cleanup.add_command,
     s3_server.add_command,
+    api_server.add_command,
 )
 
 

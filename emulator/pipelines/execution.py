@@ -145,8 +145,11 @@ class PipelineExecution(BackgroundJob):
         on_change: ChangeListener | None = None,
         log_sink: StepLogSink | None = None,
         name: str | None = None,
+        on_job: Callable[[Job], None] | None = None,
     ) -> None:
         super().__init__()
+        #: Called with each step's job before it starts (the API server answers Describe* for step jobs).
+        self._on_job = on_job
         self.definition = (
             definition if isinstance(definition, PipelineDefinition) else PipelineDefinition.load(definition, name=name)
         )
@@ -321,6 +324,8 @@ class PipelineExecution(BackgroundJob):
                 raise _StepStopped
             self._jobs[job.name] = job
         try:
+            if self._on_job is not None:
+                self._on_job(job)
             job.start()
             return job.wait()
         finally:

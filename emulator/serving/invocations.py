@@ -83,6 +83,11 @@ _HEADER_ARGS = {
 
 
 @functools.cache
+def output_header_names() -> dict[str, str]:
+    """InvokeEndpoint's response members that travel as headers: member -> header name (botocore's model)."""
+    return dict(_header_names("output"))
+
+
 def _header_names(direction: str) -> dict[str, str]:
     """InvokeEndpoint's header-bound members (input or output) -> HTTP header name, from botocore's model."""
     op = operation_model("InvokeEndpoint", "sagemaker-runtime")
