@@ -35,6 +35,8 @@ from emulator.serving.invocations import output_header_names
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
+    from emulator.runtime.docker import DockerSeam
+
 logger = logging.getLogger(__name__)
 
 #: moto's default account: its STS answers with it, and its Logs and S3 backends are keyed by it.
@@ -51,10 +53,17 @@ class ApiServer:
         port: the port (0: any free one).
         state_dir: where the SQLite records live (None: in memory, gone with the server).
         config: the emulator's settings (the S3 endpoint is always this server).
+        docker: the Docker seam the jobs use (None: the engine; unit tests pass a fake). A seam rather than a
+            whole Session, because the session's S3 must be this server, whose URL is known only once it binds.
     """
 
     def __init__(
-        self, port: int = DEFAULT_PORT, state_dir: Path | str | None = None, config: EmulatorConfig | None = None
+        self,
+        port: int = DEFAULT_PORT,
+        state_dir: Path | str | None = None,
+        config: EmulatorConfig | None = None,
+        *,
+        docker: DockerSeam | None = None,
     ) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
@@ -67,7 +76,7 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         base = config or EmulatorConfig()
         self.config = base.with_(s3_endpoint_url=self.url, account_id=ACCOUNT_ID, stream_logs=False)
-        self.session = Session(self.config)
+        self.session = Session(self.config, docker=docker)
         self.store = Store(self.state_dir / "state.sqlite" if self.state_dir else None)
         self.backend = SageMakerBackend(self.session, self.store, CloudWatchLogs(ACCOUNT_ID, self.config.region))
         self._thread: threading.Thread | None = None
