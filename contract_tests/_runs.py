@@ -436,8 +436,7 @@ class Harness:
             name=job_name(label),
             startup_timeout_s=self.options.startup_timeout_s,
             invocation_timeout_s=self.options.invocation_timeout_s,
-            config=self.emulator_config,
-            docker=self.session.docker,
+            session=self.session,
             log_sink=handle.logs,
         )
         try:

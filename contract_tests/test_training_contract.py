@@ -17,10 +17,12 @@ from contract_tests._report import CHECKS, check, skip, violation, warn
 from contract_tests._runs import EndpointHandle, Harness, TrainingRun
 from emulator.constants import (
     CHECKPOINT_DIR,
+    CODE_DIR,
     FAILURE_FILE,
     HYPERPARAMETERS_FILE,
     INPUT_CONFIG_DIR,
     INPUT_DATA_CONFIG_FILE,
+    INPUT_DIR,
     MAX_FAILURE_REASON_CHARS,
     MODEL_DIR,
     OPT_ML,
@@ -43,12 +45,12 @@ EXTRA_CONFIG: Mapping[str, Mapping[str, Any]] = {
 
 #: What SageMaker uploads from a training container, and what it provides; t08 flags files left anywhere else.
 _UPLOADED_OR_PROVIDED = (
-    "/opt/ml/input",
+    INPUT_DIR,
     MODEL_DIR,
     OUTPUT_DATA_DIR,
     FAILURE_FILE,
     CHECKPOINT_DIR,
-    "/opt/ml/code",
+    CODE_DIR,
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 OPT_ML = "/opt/ml"
+INPUT_DIR = "/opt/ml/input"
 INPUT_CONFIG_DIR = "/opt/ml/input/config"
 INPUT_DATA_DIR = "/opt/ml/input/data"
 MODEL_DIR = "/opt/ml/model"
@@ -11,6 +12,8 @@ OUTPUT_DATA_DIR = "/opt/ml/output/data"
 FAILURE_FILE = "/opt/ml/output/failure"
 MESSAGE_FILE = "/opt/ml/output/message"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
+#: Where framework containers put the user's code (SageMaker provides it; not an artifact).
+CODE_DIR = "/opt/ml/code"
 PROCESSING_CONFIG_DIR = "/opt/ml/config"
 PROCESSING_DIR = "/opt/ml/processing"
 
