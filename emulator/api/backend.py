@@ -88,6 +88,7 @@ class SageMakerBackend:
         self._live: dict[tuple[str, str], Any] = {}  # (kind, name) -> job, Endpoint or PipelineExecution
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._starting: dict[str, Endpoint] = {}  # endpoints not InService yet
 
     # -- life ----------------------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -114,6 +115,9 @@ class SageMakerBackend:
         self._closing.set()
         with self._lock:
             live = list(self._live.items())
+            starting = list(self._starting.values())
+        for endpoint in starting:  # ends their readiness wait: bring_up then removes them
+            endpoint.stop(grace_s=0)
         for (kind, _), obj in live:
             try:
                 if kind == "Endpoint":
@@ -374,10 +378,15 @@ class SageMakerBackend:
             self.store.put(record)
             return
 
+        with self._lock:
+            self._starting[record.name] = endpoint
+
         def bring_up() -> None:
             try:
                 endpoint.start()
             except Exception as exc:
+                with self._lock:
+                    self._starting.pop(record.name, None)
                 endpoint.close()
                 failure = str(exc).split("\n", 1)[0]
                 data = self._endpoint_data(record, config_name, "Failed", variant=variant, failure=failure)
@@ -387,6 +396,7 @@ class SageMakerBackend:
                 self.store.put(record)
                 return
             with self._lock:
+                self._starting.pop(record.name, None)
                 old = self._live.get(("Endpoint", record.name))
                 self._live[("Endpoint", record.name)] = endpoint
             if old is not None and old is not endpoint:
@@ -448,7 +458,10 @@ class SageMakerBackend:
         self._get("Endpoint", name)
         with self._lock:
             endpoint = self._live.pop(("Endpoint", name), None)
+            starting = self._starting.pop(name, None)
             self._records["Endpoint"].pop(name, None)
+        if starting is not None:
+            starting.stop(grace_s=0)  # its start fails and removes it
         self.store.delete("Endpoint", name)
         if endpoint is not None:
             threading.Thread(target=endpoint.close, name=f"delete-{name}"[:60], daemon=True).start()
