@@ -384,27 +384,30 @@ class SageMakerBackend:
         def bring_up() -> None:
             try:
                 endpoint.start()
+                failure = None
             except Exception as exc:
-                with self._lock:
-                    self._starting.pop(record.name, None)
-                endpoint.close()
                 failure = str(exc).split("\n", 1)[0]
-                data = self._endpoint_data(record, config_name, "Failed", variant=variant, failure=failure)
-                if replacing is not None:  # a failed update leaves the old endpoint serving
-                    data = {**record.data, "EndpointStatus": "InService", "FailureReason": failure}
-                record.data = data
-                self.store.put(record)
-                return
             with self._lock:
                 self._starting.pop(record.name, None)
-                old = self._live.get(("Endpoint", record.name))
-                self._live[("Endpoint", record.name)] = endpoint
+                # Deleted meanwhile, or the server stops: nothing to record (a restart brings it back).
+                gone = self._records["Endpoint"].get(record.name) is not record or self._closing.is_set()
+                old = None
+                if failure is None and not gone:
+                    old = self._live.get(("Endpoint", record.name))
+                    self._live[("Endpoint", record.name)] = endpoint
+            if failure is not None or gone:
+                endpoint.close()
             if old is not None and old is not endpoint:
                 old.close()
-            record.data = self._endpoint_data(record, config_name, "InService", variant=variant)
+            if gone:
+                return
+            if failure is None:
+                record.data = self._endpoint_data(record, config_name, "InService", variant=variant)
+            elif replacing is not None:  # a failed update leaves the old endpoint serving
+                record.data = {**record.data, "EndpointStatus": "InService", "FailureReason": failure}
+            else:
+                record.data = self._endpoint_data(record, config_name, "Failed", variant=variant, failure=failure)
             self.store.put(record)
-            if self._closing.is_set():
-                endpoint.close()
 
         t = threading.Thread(target=bring_up, name=f"endpoint-{record.name}"[:60], daemon=True)
         self._threads.append(t)
