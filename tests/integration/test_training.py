@@ -434,14 +434,24 @@ def test_network_isolation_single_host(run_job: RunJob) -> None:
     assert probe["peers"] == {"algo-1": "127.0.0.1"}  # the host still resolves its own name
 
 
-def _during_run(job_name: str) -> tuple[Callable[[str, str], None], dict[str, Any]]:
-    """A log hook that, at the first line, looks at the job's containers and network from outside."""
+def _during_run(job_name: str, hosts: int) -> tuple[Callable[[str, str], None], dict[str, Any]]:
+    """A log hook that, at the first line, looks at the job's containers and network from outside.
+
+    The first line can come before the last host has started on a loaded machine: it waits (a few seconds at
+    most) until ``hosts`` containers run, and records what it saw then.
+    """
     seen: dict[str, Any] = {}
 
     def hook(host: str, line: str) -> None:
         if seen:
             return
-        seen["containers"] = docker_cli("ps", "-q", "--filter", f"label={LABEL_JOB}={job_name}").split()
+        deadline = time.monotonic() + 10
+        while True:
+            running = docker_cli("ps", "-q", "--filter", f"label={LABEL_JOB}={job_name}").split()
+            if len(running) >= hosts or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        seen["containers"] = running
         seen["networks"] = docker_cli(
             "network", "ls", "--filter", f"label={LABEL_JOB}={job_name}", "--format", "{{.Internal}}"
         ).split()
@@ -452,7 +462,7 @@ def _during_run(job_name: str) -> tuple[Callable[[str, str], None], dict[str, An
 @pytest.mark.slow
 def test_network_isolation_multi_host_internal_network(run_job: RunJob) -> None:
     name = unique("iso")
-    hook, seen = _during_run(name)
+    hook, seen = _during_run(name, 2)
     ran = run_job(
         TrainingJobName=name,
         EnableNetworkIsolation=True,
@@ -476,7 +486,7 @@ def test_three_hosts_resolve_each_other_and_get_their_data(run_job: RunJob, tmp_
     for f in files:
         (data / f).write_text(f)
     name = unique("multi")
-    hook, seen = _during_run(name)
+    hook, seen = _during_run(name, 3)
     ran = run_job(
         TrainingJobName=name,
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 3},
