@@ -137,6 +137,8 @@ class SageMakerBackend:
 
     # -- records -------------------------------------------------------------------------------------------
     def _arn(self, kind: str, name: str) -> str:
+        if kind == "PipelineExecution":  # an execution is named by its ARN (the pipeline's ARN + /execution/<id>)
+            return name
         return _session.arn(self.config, KINDS[kind].arn_resource, name)
 
     def _new(self, kind: str, name: str, data: dict[str, Any], tags: list[dict[str, str]] | None) -> Record:
@@ -151,13 +153,15 @@ class SageMakerBackend:
     def _get(self, kind: str, name: str) -> Record:
         with self._lock:
             record = self._records[kind].get(name)
+            if record is None:  # names are unique regardless of case: the platform's ARNs carry them lower-cased
+                record = next((r for n, r in self._records[kind].items() if n.lower() == name.lower()), None)
         if record is None:
             raise not_found(KINDS[kind].noun, name)
         return record
 
     def _describe(self, kind: str, name: str) -> dict[str, Any]:
         record = self._get(kind, name)
-        live = self._live.get((kind, name))
+        live = self._live.get((kind, record.name))
         if live is not None and kind in _JOB_CLASSES:
             record.data = live.describe()
         return dict(record.data)
@@ -254,8 +258,8 @@ class SageMakerBackend:
         self._watch(kind, record, job)
 
     def _stop_job(self, kind: str, name: str) -> dict[str, Any]:
-        self._get(kind, name)
-        live = self._live.get((kind, name))
+        record = self._get(kind, name)
+        live = self._live.get((kind, record.name))
         if live is not None:
             live.stop()
         return {}
