@@ -192,3 +192,59 @@ _SEAM_CHECK: type[DockerSeam] = FakeDocker
 
 
 CONFIG = EmulatorConfig(stream_logs=False, serving_stop_grace_s=0.5, startup_timeout_s=5)
+
+
+class JobsDocker(FakeDocker):
+    """FakeDocker that also plays job containers (training, processing) and their networks.
+
+    A container that publishes no port is a job's host; its environment says what it does:
+    ``FAKE_LOG`` (lines separated by ``|``, printed at start), ``FAKE_EXIT_CODE`` (default 0),
+    ``FAKE_RUN_S`` (seconds before it exits, default 0), ``FAKE_RUN_UNTIL_STOPPED=1`` (runs until signalled).
+    Containers that publish a port run the recorder, as in :class:`FakeDocker`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.networks: dict[str, dict[str, str]] = {}
+        self.removed_networks: list[str] = []
+
+    def start(self, container_id: str) -> None:
+        c = self.containers[container_id]
+        if c.spec.publish_port is not None:
+            super().start(container_id)
+            return
+        for line in filter(None, c.env.get("FAKE_LOG", "").split("|")):
+            c.say(line)
+        if c.env.get("FAKE_RUN_UNTIL_STOPPED") == "1":
+            return
+        code = int(c.env.get("FAKE_EXIT_CODE", "0"))
+        delay = float(c.env.get("FAKE_RUN_S", "0"))
+        if delay:
+            timer = threading.Timer(delay, c.exit, args=(code,))
+            timer.daemon = True
+            timer.start()
+        else:
+            c.exit(code)
+
+    def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> str:
+        nid = f"net{next(_ids):08d}"
+        self.networks[nid] = {"name": name, **labels}
+        return nid
+
+    def remove_network(self, network_id: str) -> None:
+        self.removed_networks.append(network_id)
+
+    def list_managed(self, label: str = LABEL_MANAGED) -> list[Managed]:
+        found = super().list_managed(label)
+        for nid, n in self.networks.items():
+            labels = {LABEL_MANAGED: "true", **{k: v for k, v in n.items() if k != "name"}}
+            if nid not in self.removed_networks and has_label(labels, label):
+                found.append(Managed("network", nid, n["name"], labels))
+        return found
+
+    def running(self) -> list[str]:
+        """Containers neither exited nor removed (what a leak would leave)."""
+        return [cid for cid, c in self.containers.items() if cid not in self.removed and not c.exited.is_set()]
+
+
+_JOBS_SEAM_CHECK: type[DockerSeam] = JobsDocker
