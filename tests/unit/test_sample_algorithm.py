@@ -24,7 +24,7 @@ if str(PROGRAM_DIR) not in sys.path:
     sys.path.insert(0, str(PROGRAM_DIR))
 
 from iris_tree import dataset, processing, serve, train  # noqa: E402
-from iris_tree.model import METADATA_FILE, MODEL_FILE, LabelledData, parse_feature_csv  # noqa: E402
+from iris_tree.model import METADATA_FILE, MODEL_FILE, InputError, LabelledData, parse_feature_csv  # noqa: E402
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 GOOD_ROWS = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n"
@@ -521,3 +521,11 @@ def test_entry_scripts_are_executable() -> None:
         assert os.access(path, os.X_OK), path
         first = path.read_text().splitlines()[0]
         assert first in ("#!/usr/bin/env python3", "#!/opt/venv/bin/python")
+
+
+def test_parse_feature_csv_drops_the_label_of_labelled_rows() -> None:
+    # A batch transform of the test channel's CSV (label first) predicts from the features.
+    features = parse_feature_csv("setosa,5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n")
+    assert features.tolist() == [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    with pytest.raises(InputError, match="expected 4 numeric features, got 5"):
+        parse_feature_csv("5.1,3.5,1.4,0.2,9\n")

@@ -164,6 +164,9 @@ def format_labelled_csv(data: LabelledData) -> str:
 def parse_feature_csv(text: str) -> np.ndarray:
     """Parse an inference request body: rows of 4 numeric features, an optional header row.
 
+    Labelled rows (the layout ``train`` reads: a non-numeric label first, then the 4 features) are taken
+    too, their label dropped: a batch transform of the test channel's CSV works as it is.
+
     Raises :class:`InputError` with a short message naming the first problem.
     """
     rows: list[list[float]] = []
@@ -171,6 +174,8 @@ def parse_feature_csv(text: str) -> np.ndarray:
         for line, cells, is_header in _data_rows(text):
             if is_header:
                 continue
+            if len(cells) == N_FEATURES + 1 and cells[0] and not _is_number(cells[0]):
+                cells = cells[1:]  # a labelled row: label first, as in the train and test CSVs
             if len(cells) != N_FEATURES:
                 raise InputError(f"row {line}: expected {N_FEATURES} numeric features, got {len(cells)}")
             rows.append([_to_float(cell, f"row {line}, column {i}") for i, cell in enumerate(cells, 1)])

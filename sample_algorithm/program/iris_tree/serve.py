@@ -3,7 +3,8 @@
 gunicorn (sync workers) serves a Flask app on ``0.0.0.0:8080``:
 
 - ``GET /ping``: 200 with an empty body once the model is loaded, 503 (and the reason) otherwise;
-- ``POST /invocations``: ``text/csv`` rows of the 4 features (a header row is skipped) ->
+- ``POST /invocations``: ``text/csv`` rows of the 4 features (a header row is skipped; a labelled row, label
+  first as in the train and test CSVs, has its label dropped) ->
   ``text/csv``, one line per row with the class probabilities (column order: ``classes`` in
   ``/opt/ml/model/metadata.json``). 415 for another Content-Type, 406 for an Accept that excludes
   text/csv, 400 for malformed rows, 413 over 6 MiB;
