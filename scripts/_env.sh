@@ -41,3 +41,11 @@ build_sample() {
   docker build -q --force-rm --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     -t sagemaker-emulator-sample:latest "$REPO/sample_algorithm" >&2
 }
+
+ensure_sdk_venv() {
+  step "SageMaker Python SDK v2 in its own venv (for tests/integration/test_sdk.py)"
+  local sdk_venv
+  sdk_venv="$(bash "$REPO/scripts/ensure_sdk_venv.sh")"
+  export SM_EMULATOR_SDK_PYTHON="$sdk_venv/bin/python"
+  echo "SM_EMULATOR_SDK_PYTHON=$SM_EMULATOR_SDK_PYTHON" >&2
+}

@@ -13,5 +13,6 @@ step "Lint, format and types (ruff check, ruff format --check, mypy strict; any 
 "$VENV/bin/mypy"
 step "Doctests (the >>> examples in the library's docstrings)"
 "$PY" -m pytest --doctest-modules emulator -p no:cacheprovider -q
+ensure_sdk_venv
 step "Tests"
 exec "$PY" -m pytest tests -p no:cacheprovider "$@"
