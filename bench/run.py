@@ -33,6 +33,7 @@ BENCHMARKS = {
     "transform": "bench.bench_transform",
     "contract": "bench.bench_contract",
     "localmode": "bench.bench_localmode",
+    "sdk": "bench.bench_sdk",
 }
 TEMPLATE = Path(__file__).resolve().parent / "template.md"
 
