@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from emulator.api import DEFAULT_PORT
 from emulator.api.backend import ModelApiError, SageMakerBackend
@@ -51,7 +52,8 @@ class ApiServer:
 
     Args:
         port: the port (0: any free one).
-        state_dir: where the SQLite records live (None: in memory, gone with the server).
+        state_dir: where the SQLite records and, from stop to start, S3's objects live (None: in memory, gone with
+            the server).
         config: the emulator's settings (the S3 endpoint is always this server).
         docker: the Docker seam the jobs use (None: the engine; unit tests pass a fake). A seam rather than a
             whole Session, because the session's S3 must be this server, whose URL is known only once it binds.
@@ -91,6 +93,7 @@ class ApiServer:
             client.head_bucket(Bucket=DEFAULT_BUCKET)
         except Exception:  # not there yet: the SDK's default bucket must exist
             client.create_bucket(Bucket=DEFAULT_BUCKET)
+        self._load_s3()
         self.backend.restore()
         logger.info("API server on %s", self.url)
         return self
@@ -99,11 +102,48 @@ class ApiServer:
         """Stop what runs (removing every container), then the server; idempotent."""
         try:
             self.backend.close()
+            self._save_s3()
         finally:
             self._server.shutdown()
             self._server.server_close()
             self.session.close()
             self.store.close()
+
+    # S3 lives in moto's memory: without these, a restarted server would describe models whose artifacts are gone.
+    def _save_s3(self) -> None:
+        """Keep every S3 object in ``STATE_DIR/s3/<bucket>/<quoted key>``, for the next server on this state."""
+        if self.state_dir is None:
+            return
+        root = self.state_dir / "s3"
+        shutil.rmtree(root, ignore_errors=True)
+        client = self.session.s3.client
+        for bucket in client.list_buckets().get("Buckets", []):
+            directory = root / bucket["Name"]
+            directory.mkdir(parents=True, exist_ok=True)
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+                for obj in page.get("Contents", []):
+                    body = client.get_object(Bucket=bucket["Name"], Key=obj["Key"])["Body"].read()
+                    try:
+                        (directory / quote(obj["Key"], safe="")).write_bytes(body)
+                    except OSError as exc:  # e.g. a key too long for a file name: keep the others
+                        logger.warning("s3://%s/%s is not kept across the restart: %s", bucket["Name"], obj["Key"], exc)
+
+    def _load_s3(self) -> None:
+        """Put back what :meth:`_save_s3` kept (objects already there are left as they are)."""
+        root = self.state_dir / "s3" if self.state_dir is not None else None
+        if root is None or not root.is_dir():
+            return
+        client = self.session.s3.client
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        for directory in sorted(d for d in root.iterdir() if d.is_dir()):
+            if directory.name not in existing:
+                client.create_bucket(Bucket=directory.name)
+            for path in sorted(directory.iterdir()):
+                key = unquote(path.name)
+                try:
+                    client.head_object(Bucket=directory.name, Key=key)
+                except Exception:  # not there: put it back
+                    client.put_object(Bucket=directory.name, Key=key, Body=path.read_bytes())
 
     def __enter__(self) -> Self:
         return self.start()
