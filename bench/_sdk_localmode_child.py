@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,9 @@ if __name__ == "__main__":
         {"fit": fit, "transform": transform, "deploy": deploy, "processing": processing, "pipeline": pipeline}[step](
             raw
         )
-    except Exception as exc:  # the failure is the figure: report it as data
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"[:400]}), flush=True)
+    except Exception as exc:  # the failure is the figure: report it as data, with the SDK call that raised it
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/sagemaker/" in f.filename]
+        where = f"in {Path(frames[0].filename).name}:{frames[0].name}(): " if frames else ""
+        print(json.dumps({"error": f"{where}{type(exc).__name__}: {exc}"[:400]}), flush=True)
         raise SystemExit(1) from None
     print(json.dumps({"seconds": time.perf_counter() - _START}), flush=True)
