@@ -1,0 +1,236 @@
+"""Models, endpoint configs, endpoints and InvokeEndpoint over the library's ``Endpoint``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from emulator.api.protocol import ApiError, validation
+from emulator.api.registry import Registry
+from emulator.api.store import Record
+from emulator.errors import EmulatorError, ModelError, ValidationError
+from emulator.runtime import session as _session
+from emulator.serving import Endpoint
+
+logger = logging.getLogger(__name__)
+
+
+class HostingOperations(Registry):
+    """The hosting operations."""
+
+    def create_model(self, p: dict[str, Any]) -> dict[str, Any]:
+        from emulator.serving import ModelDefinition
+
+        request = {k: v for k, v in p.items() if k != "Tags"}
+        try:
+            ModelDefinition.from_request(request)
+        except EmulatorError as exc:
+            raise validation(str(exc)) from None
+        name = p["ModelName"]
+        arn = self._arn("Model", name)
+        data = {**request, "ModelArn": arn, "Request": request}
+        record = self._new("Model", name, data, p.get("Tags"))
+        record.data["CreationTime"] = record.created
+        self.store.put(record)
+        return {"ModelArn": record.arn}
+
+    def describe_model(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._describe("Model", p["ModelName"])
+
+    def delete_model(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._delete("Model", p["ModelName"])
+
+    def list_models(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._list("Model", p)
+
+    def create_endpoint_config(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["EndpointConfigName"]
+        request = {k: v for k, v in p.items() if k != "Tags"}
+        record = self._new("EndpointConfig", name, {}, p.get("Tags"))
+        record.data = {**request, "EndpointConfigArn": record.arn, "CreationTime": record.created}
+        self.store.put(record)
+        return {"EndpointConfigArn": record.arn}
+
+    def describe_endpoint_config(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._describe("EndpointConfig", p["EndpointConfigName"])
+
+    def delete_endpoint_config(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._delete("EndpointConfig", p["EndpointConfigName"])
+
+    def list_endpoint_configs(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._list("EndpointConfig", p)
+
+    # -- endpoints -----------------------------------------------------------------------------------------
+    def create_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        name, config_name = p["EndpointName"], p["EndpointConfigName"]
+        self._get("EndpointConfig", config_name)
+        record = self._new("Endpoint", name, {}, p.get("Tags"))
+        self._start_endpoint(record, config_name)
+        return {"EndpointArn": record.arn}
+
+    def _start_endpoint(self, record: Record, config_name: str, *, replacing: Endpoint | None = None) -> None:
+        """Bring the endpoint up in the background: Creating (or Updating) -> InService or Failed."""
+        try:
+            config = self._get("EndpointConfig", config_name).data
+            variant = dict(config["ProductionVariants"][0])
+            model = self._get("Model", variant["ModelName"]).data["Request"]
+        except ApiError as exc:
+            record.data = self._endpoint_data(record, config_name, "Failed", failure=exc.message)
+            self.store.put(record)
+            raise
+        status = "Updating" if replacing is not None else "Creating"
+        record.data = self._endpoint_data(record, config_name, status, variant=variant)
+        self.store.put(record)
+        sink = self.logs.endpoint_sink(record.name, variant.get("VariantName", "AllTraffic"))
+        try:
+            endpoint = Endpoint.from_model(
+                model, production_variant=variant, name=record.name, session=self.session, log_sink=sink
+            )
+        except EmulatorError as exc:
+            record.data = self._endpoint_data(record, config_name, "Failed", variant=variant, failure=str(exc))
+            self.store.put(record)
+            return
+
+        with self._lock:
+            self._starting[record.name] = endpoint
+
+        def bring_up() -> None:
+            try:
+                endpoint.start()
+                failure = None
+            except Exception as exc:
+                failure = str(exc).split("\n", 1)[0]
+            with self._lock:
+                self._starting.pop(record.name, None)
+                # Deleted meanwhile, or the server stops: nothing to record (a restart brings it back).
+                gone = self._records["Endpoint"].get(record.name) is not record or self._closing.is_set()
+                old = None
+                if failure is None and not gone:
+                    old = self._live.get(("Endpoint", record.name))
+                    self._live[("Endpoint", record.name)] = endpoint
+            if failure is not None or gone:
+                endpoint.close()
+            if old is not None and old is not endpoint:
+                old.close()
+            if gone:
+                return
+            if failure is None:
+                record.data = self._endpoint_data(record, config_name, "InService", variant=variant)
+            elif replacing is not None:  # a failed update leaves the old endpoint serving
+                record.data = {**record.data, "EndpointStatus": "InService", "FailureReason": failure}
+            else:
+                record.data = self._endpoint_data(record, config_name, "Failed", variant=variant, failure=failure)
+            self.store.put(record)
+
+        t = threading.Thread(target=bring_up, name=f"endpoint-{record.name}"[:60], daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _endpoint_data(
+        self,
+        record: Record,
+        config_name: str,
+        status: str,
+        *,
+        variant: Mapping[str, Any] | None = None,
+        failure: str | None = None,
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "EndpointName": record.name,
+            "EndpointArn": record.arn,
+            "EndpointConfigName": config_name,
+            "EndpointStatus": status,
+            "CreationTime": record.created,
+            "LastModifiedTime": _session.now(),
+        }
+        if variant is not None:
+            count = int(variant.get("InitialInstanceCount", 1))
+            data["ProductionVariants"] = [
+                {
+                    "VariantName": variant.get("VariantName", "AllTraffic"),
+                    "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
+                    "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
+                    "CurrentInstanceCount": count if status == "InService" else 0,
+                    "DesiredInstanceCount": count,
+                }
+            ]
+        if failure:
+            data["FailureReason"] = failure[:1024]
+        return data
+
+    def describe_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._describe("Endpoint", p["EndpointName"])
+
+    def update_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        record = self._get("Endpoint", p["EndpointName"])
+        self._get("EndpointConfig", p["EndpointConfigName"])
+        if record.data.get("EndpointStatus") not in ("InService", "Failed"):
+            raise validation(f"Cannot update endpoint {record.name} while it is {record.data.get('EndpointStatus')}.")
+        self._start_endpoint(record, p["EndpointConfigName"], replacing=self._live.get(("Endpoint", record.name)))
+        return {"EndpointArn": record.arn}
+
+    def delete_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["EndpointName"]
+        self._get("Endpoint", name)
+        with self._lock:
+            endpoint = self._live.pop(("Endpoint", name), None)
+            starting = self._starting.pop(name, None)
+            self._records["Endpoint"].pop(name, None)
+        if starting is not None:
+            starting.stop(grace_s=0)  # its start fails and removes it
+        self.store.delete("Endpoint", name)
+        if endpoint is not None:
+            threading.Thread(target=endpoint.close, name=f"delete-{name}"[:60], daemon=True).start()
+        return {}
+
+    def list_endpoints(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._list("Endpoint", p)
+
+    def invoke_endpoint(self, name: str, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+        """sagemaker-runtime InvokeEndpoint: the answer's members (Body as bytes), or the runtime's errors."""
+        endpoint = self._live.get(("Endpoint", name))
+        if endpoint is None:
+            record = self._records["Endpoint"].get(name)
+            if record is None:
+                raise ApiError("ValidationError", f"Endpoint {name} of account {self.config.account_id} not found.")
+            raise ApiError("ValidationError", f"Endpoint {name} is {record.data.get('EndpointStatus')}, not InService.")
+        extra = {
+            key: headers[header]
+            for key, header in (
+                ("target_model", "X-Amzn-SageMaker-Target-Model"),
+                ("target_variant", "X-Amzn-SageMaker-Target-Variant"),
+                ("target_container_hostname", "X-Amzn-SageMaker-Target-Container-Hostname"),
+                ("inference_id", "X-Amzn-SageMaker-Inference-Id"),
+                ("enable_explanations", "X-Amzn-SageMaker-Enable-Explanations"),
+                ("inference_component_name", "X-Amzn-SageMaker-Inference-Component"),
+                ("session_id", "X-Amzn-SageMaker-Session-Id"),
+            )
+            if headers.get(header)
+        }
+        try:
+            result: dict[str, Any] = endpoint.invoke(
+                body,
+                content_type=headers.get("Content-Type"),
+                accept=headers.get("Accept"),
+                custom_attributes=headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+                **extra,
+            )
+        except ModelError as exc:
+            raise ModelApiError(exc, self.config.region, self.config.account_id, name) from None
+        except ValidationError as exc:
+            raise ApiError("ValidationError", str(exc)) from None
+        except EmulatorError as exc:
+            raise ApiError("ServiceUnavailable", str(exc), 503) from None
+        return result
+
+
+class ModelApiError(ApiError):
+    """sagemaker-runtime's ModelError (424): the container answered 4xx/5xx, with its status and message."""
+
+    def __init__(self, exc: ModelError, region: str, account: str, endpoint: str) -> None:
+        super().__init__("ModelError", str(exc), 424)
+        self.original_status_code = exc.original_status_code
+        self.original_message = exc.original_message
+        self.log_stream_arn = f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{endpoint}"
