@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from emulator.errors import ContainerFailed, EmulatorError
+from emulator.errors import ContainerFailed, DockerUnavailable, EmulatorError
 from emulator.runtime import session as _session
 from emulator.runtime.container import Container, LogSink, default_log_sink
 from emulator.runtime.docker import ContainerSpec, DockerSeam
@@ -136,8 +136,8 @@ class Cluster:
                     c.spec.network = name
             for c in self.containers:
                 c.create()
-        except BaseException:
-            self.__exit__(None, None, None)
+        except BaseException as exc:
+            self._release(exc)
             raise
         return self
 
@@ -158,8 +158,11 @@ class Cluster:
             self._wait_all(outcome, deadline)
             if self._stop_requested and outcome.stopped_reason is None:
                 outcome.stopped_reason = "Stopped"  # it exited on the SIGTERM that stop() sent
-        except BaseException:
-            self._stop_all(outcome, grace_s=0)
+        except BaseException as exc:
+            try:
+                self._stop_all(outcome, grace_s=0)
+            except Exception as stop_exc:  # the engine is failing: what ended the run is the error to report
+                logger.debug("stopping %s after %r failed: %r", self._job, exc, stop_exc)
             raise
         finally:
             outcome.end_time = time.time()
@@ -244,18 +247,35 @@ class Cluster:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            for c in self.containers:
+        self._release(exc)
+
+    def _release(self, pending: BaseException | None) -> None:
+        """Remove every container, then the network, whatever fails on the way.
+
+        What the engine fails to remove stays registered for the exit sweep. The first failure is raised unless
+        another error (``pending``) already ends the run: that one wins and the failure is logged.
+        """
+        failures: list[DockerUnavailable] = []
+        for c in self.containers:
+            try:
                 c.remove()
-        finally:
-            if self._network_id:
-                if self._keep:
+            except DockerUnavailable as exc:
+                failures.append(exc)
+        if self._network_id:
+            if self._keep:
+                _session.unregister(self._network_id)
+            elif failures:
+                logger.debug("network %s of %s is left to the exit sweep", self._network_id[:12], self._job)
+            else:
+                try:
+                    self._docker.remove_network(self._network_id)
                     _session.unregister(self._network_id)
-                else:
-                    try:
-                        self._docker.remove_network(self._network_id)
-                    finally:
-                        _session.unregister(self._network_id)
+                except DockerUnavailable as exc:
+                    failures.append(exc)
+        if failures:
+            if pending is None:
+                raise failures[0]
+            logger.warning("%s: could not remove everything (left to the exit sweep): %s", self._job, failures[0])
 
 
 def start_failure(exc: EmulatorError, image: str, command: list[str]) -> ContainerFailed:

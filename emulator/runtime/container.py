@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from emulator.errors import EmulatorError
+from emulator.errors import DockerUnavailable, EmulatorError
 from emulator.runtime import session as _session
 from emulator.runtime.docker import ContainerSpec, ContainerState, DockerSeam
 
@@ -89,7 +89,8 @@ class Container:
         self.lines: list[str] = []
         self._log_thread: threading.Thread | None = None
         self._closing = threading.Event()
-        #: Set once the container has exited (seen by the log stream ending and the engine's state).
+        #: Set once the container has exited (seen by the log stream ending and the engine's state), or once the
+        #: engine failed while it was followed (then :attr:`engine_error` is set).
         self.exited = threading.Event()
         self.exit_code: int | None = None
         self.oom_killed = False
@@ -97,6 +98,8 @@ class Container:
         self.stop_result: StopResult | None = None
         self._removed = False
         self._stop_lock = threading.Lock()
+        #: Set when the engine failed while the container's output was followed or its state polled.
+        self.engine_error: DockerUnavailable | None = None
 
     # -- life --------------------------------------------------------------------------------------------------
     @property
@@ -120,7 +123,11 @@ class Container:
         return self
 
     def start(self) -> None:
-        """Start the container and follow its output in a thread (to the sink, the tail, and :attr:`lines`)."""
+        """Start the container and follow its output in a thread (to the sink, the tail, and :attr:`lines`).
+
+        Raises:
+            DockerUnavailable: the engine failed to start or to follow it (it stays created: :meth:`remove` it).
+        """
         self.create()
         self.docker.start(self.id)
         self.started_at = time.monotonic()
@@ -140,14 +147,21 @@ class Container:
                     self._sink(self.source, line)
                 except Exception:  # a broken sink must not break the job
                     logger.exception("log sink failed")
+        except DockerUnavailable as exc:
+            if not self._closing.is_set():
+                self.engine_error = self.engine_error or exc
         finally:
             self._note_exit()
 
     def _note_exit(self) -> None:
-        # The log stream ends when the container exits; if it broke for another reason, poll the state.
-        while not self._closing.is_set():
+        # The log stream ends when the container exits; if it broke for another reason, poll the state. After an
+        # engine fault nobody can tell: ``exited`` is set so that waiters wake up and see :attr:`engine_error`.
+        while not self._closing.is_set() and self.engine_error is None:
             try:
                 st = self.docker.state(self.id)
+            except DockerUnavailable as exc:  # the engine is gone: nobody can tell, so stop watching
+                self.engine_error = self.engine_error or exc
+                break
             except Exception:  # removed: it has exited
                 break
             if st.status not in {"running", "created", "restarting"}:
@@ -156,8 +170,21 @@ class Container:
             self._closing.wait(0.5)
         self.exited.set()
 
+    def raise_engine_error(self) -> None:
+        """Raise :attr:`engine_error` (the engine failed while the container was followed), if any."""
+        if self.engine_error is not None:
+            raise self.engine_error
+
     def wait(self, timeout_s: float | None = None) -> int | None:
-        """Wait for the container to exit; its exit code, or None when ``timeout_s`` passed first."""
+        """Wait for the container to exit; its exit code, or None when ``timeout_s`` passed first.
+
+        Raises:
+            DockerUnavailable: the engine failed (now, or while the output was followed).
+        """
+        self.raise_engine_error()
+        return self._wait(timeout_s)
+
+    def _wait(self, timeout_s: float | None) -> int | None:
         code = self.docker.wait(self.id, timeout_s=timeout_s)
         if code is not None:
             self.exit_code = code
@@ -184,19 +211,24 @@ class Container:
         end = deadline if deadline is not None else start + max(grace_s, 0.0)
         if sigterm:
             self.signal(signal.SIGTERM)
-        code = self.wait(max(0.01, end - time.monotonic()))
+        code = self._wait(max(0.01, end - time.monotonic()))
         killed = code is None
         if killed:
             logger.warning("%s of %s ignored SIGTERM for its grace period; sending SIGKILL", self.source, self.job)
             self.signal(signal.SIGKILL)
-            code = self.wait(KILL_WAIT_S)
+            code = self._wait(KILL_WAIT_S)
         result = StopResult(code, time.monotonic() - start, killed)
         with self._stop_lock:
             self.stop_result = self.stop_result or result
         return result
 
     def remove(self) -> None:
-        """Remove the container and its anonymous volumes (unless kept); idempotent, any thread."""
+        """Remove the container and its anonymous volumes (unless kept); idempotent, any thread.
+
+        Raises:
+            DockerUnavailable: the engine failed; the container stays registered, so the exit sweep (or
+                ``python -m emulator cleanup``) removes it once the engine answers again.
+        """
         self._closing.set()
         with self._stop_lock:
             if self._removed:
@@ -210,8 +242,10 @@ class Container:
             else:
                 try:
                     self.docker.remove(cid)
-                finally:
-                    _session.unregister(cid)
+                except DockerUnavailable:
+                    self.join_logs(timeout_s=1.0)
+                    raise
+                _session.unregister(cid)
         self.join_logs()
 
     # -- what it holds -----------------------------------------------------------------------------------------

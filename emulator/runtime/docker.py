@@ -7,17 +7,19 @@ with ports published on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import tarfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 from docker.types import Mount as _DockerMount
 
 from emulator.config import EmulatorConfig
@@ -29,6 +31,19 @@ logger = logging.getLogger(__name__)
 _FIX_ENGINE = (
     "start Docker ('bash scripts/ensure_docker.sh' as root, or 'sudo systemctl start docker') or set DOCKER_HOST"
 )
+_FIX_FAULT = (
+    "check the engine ('docker info'), then run 'python -m emulator cleanup' to remove what the job left behind"
+)
+
+#: What a broken connection to the engine raises, from requests (most calls) or urllib3 (streams read raw).
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.Timeout,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+)
+_TAIL_ERRORS: tuple[type[BaseException], ...] = (docker.errors.APIError, *_CONNECTION_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -121,7 +136,12 @@ class DockerSeam(Protocol):
 
 
 class DockerClient:
-    """Thin wrapper around docker-py with just the operations the emulator needs."""
+    """Thin wrapper around docker-py with just the operations the emulator needs.
+
+    An engine that stops answering, drops a connection or answers 5xx mid-job raises :class:`DockerUnavailable`
+    (exit code 3) from every method, never a docker-py or requests error; ``remove`` and ``remove_network``
+    raise it too, so that the caller knows the resource is still there (the exit sweep and ``cleanup`` retry).
+    """
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         config = config or EmulatorConfig()
@@ -139,20 +159,38 @@ class DockerClient:
             ) from None
         self._api = self._client.api
 
+    def _unavailable(self, what: str, exc: BaseException) -> DockerUnavailable:
+        return DockerUnavailable(f"the Docker engine at {self._host} failed while {what} ({_short(exc)}); {_FIX_FAULT}")
+
+    @contextlib.contextmanager
+    def _engine(self, what: str) -> Iterator[None]:
+        """Turn an engine fault (a broken connection, a 5xx) into :class:`DockerUnavailable`."""
+        try:
+            yield
+        except docker.errors.APIError as exc:
+            if _engine_fault(exc):
+                raise self._unavailable(what, exc) from None
+            raise
+        except _CONNECTION_ERRORS as exc:
+            raise self._unavailable(what, exc) from None
+
     # -- images ---------------------------------------------------------------------------------------
     def image_info(self, image: str) -> ImageInfo:
         """Inspect a local image (pulling it first only when the config allows)."""
-        try:
-            attrs: dict[str, Any] = self._api.inspect_image(image)  # type: ignore[no-untyped-call]
-        except docker.errors.ImageNotFound:
-            if not self._pull:
-                raise ImageNotFound(
-                    f"image {image!r} is not present locally; build it (docker build -t {image} .) or pull it "
-                    f"(docker pull {image})"
-                ) from None
-            attrs = self._pull_image(image)
-        except docker.errors.APIError as exc:
-            raise ImageNotFound(f"cannot inspect image {image!r}: {_short(exc)}; check the image name") from None
+        with self._engine(f"inspecting image {image!r}"):
+            try:
+                attrs: dict[str, Any] = self._api.inspect_image(image)  # type: ignore[no-untyped-call]
+            except docker.errors.ImageNotFound:
+                if not self._pull:
+                    raise ImageNotFound(
+                        f"image {image!r} is not present locally; build it (docker build -t {image} .) or pull it "
+                        f"(docker pull {image})"
+                    ) from None
+                attrs = self._pull_image(image)
+            except docker.errors.APIError as exc:
+                if _engine_fault(exc):
+                    raise
+                raise ImageNotFound(f"cannot inspect image {image!r}: {_short(exc)}; check the image name") from None
         cfg = attrs.get("Config") or {}
         return ImageInfo(
             id=attrs["Id"],
@@ -176,7 +214,11 @@ class DockerClient:
 
     # -- containers -----------------------------------------------------------------------------------
     def create(self, spec: ContainerSpec) -> str:
-        """Create (not start) a container, then write ``spec.files``/``spec.dirs`` into it."""
+        """Create (not start) a container, then write ``spec.files``/``spec.dirs`` into it.
+
+        A container whose files cannot be written is removed again; if the engine fails that removal too, the
+        container is registered with the session so that the exit sweep removes it.
+        """
         ports: dict[int | str, Any] = {}
         if spec.publish_port is not None:
             ports = {f"{spec.publish_port}/tcp": ("127.0.0.1", None)}
@@ -201,94 +243,141 @@ class DockerClient:
             networking_config = self._api.create_networking_config(
                 {spec.network: self._api.create_endpoint_config(aliases=spec.network_aliases or None)}  # type: ignore[arg-type]
             )
-        try:
-            created = self._api.create_container(
-                image=spec.image,
-                command=spec.command,
-                entrypoint=spec.entrypoint,
-                environment=spec.environment,
-                labels={LABEL_MANAGED: "true", **spec.labels},
-                name=spec.name,
-                hostname=spec.hostname,
-                host_config=host_config,
-                networking_config=networking_config,
-                ports=list(ports and [spec.publish_port]) or None,
-                tty=False,
-                stdin_open=False,
-            )
-        except docker.errors.ImageNotFound:
-            raise ImageNotFound(f"image {spec.image!r} is not present locally; build or pull it first") from None
-        except docker.errors.APIError as exc:
-            raise EmulatorError(f"Docker refused to create a container from {spec.image!r}: {_short(exc)}") from None
+        with self._engine(f"creating a container from {spec.image!r}"):
+            try:
+                created = self._api.create_container(
+                    image=spec.image,
+                    command=spec.command,
+                    entrypoint=spec.entrypoint,
+                    environment=spec.environment,
+                    labels={LABEL_MANAGED: "true", **spec.labels},
+                    name=spec.name,
+                    hostname=spec.hostname,
+                    host_config=host_config,
+                    networking_config=networking_config,
+                    ports=list(ports and [spec.publish_port]) or None,
+                    tty=False,
+                    stdin_open=False,
+                )
+            except docker.errors.ImageNotFound:
+                raise ImageNotFound(f"image {spec.image!r} is not present locally; build or pull it first") from None
+            except docker.errors.APIError as exc:
+                if _engine_fault(exc):
+                    raise
+                raise EmulatorError(
+                    f"Docker refused to create a container from {spec.image!r}: {_short(exc)}"
+                ) from None
         container_id: str = created["Id"]
         if spec.files or spec.dirs:
             try:
-                self._api.put_archive(container_id, "/", _tar_of(spec.files, spec.dirs))
-            except docker.errors.APIError as exc:
-                self.remove(container_id)
-                raise EmulatorError(f"could not write the /opt/ml tree into the container: {_short(exc)}") from None
+                with self._engine("writing the /opt/ml tree into a new container"):
+                    try:
+                        self._api.put_archive(container_id, "/", _tar_of(spec.files, spec.dirs))
+                    except docker.errors.APIError as exc:
+                        if _engine_fault(exc):
+                            raise
+                        raise EmulatorError(
+                            f"could not write the /opt/ml tree into the container: {_short(exc)}"
+                        ) from None
             except BaseException:
-                self.remove(container_id)
+                self._remove_or_register(container_id)
                 raise
         return container_id
 
+    def _remove_or_register(self, container_id: str) -> None:
+        try:
+            self.remove(container_id)
+        except DockerUnavailable:
+            from emulator.runtime import session as _session
+
+            _session.register(self, container_id, "container")  # the exit sweep tries again
+
     def start(self, container_id: str) -> None:
         """Start a created container."""
-        try:
-            self._api.start(container_id)
-        except docker.errors.APIError as exc:
-            raise ContainerFailed(f"Docker could not start the container: {_short(exc)}") from None
+        with self._engine("starting a container"):
+            try:
+                self._api.start(container_id)
+            except docker.errors.APIError as exc:
+                if _engine_fault(exc):
+                    raise
+                raise ContainerFailed(f"Docker could not start the container: {_short(exc)}") from None
 
     def wait(self, container_id: str, timeout_s: float | None = None) -> int | None:
         """Wait for the container to exit; its exit code, or None when ``timeout_s`` passed first."""
-        try:
-            result = self._api.wait(container_id, timeout=timeout_s)  # type: ignore[arg-type]
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            return None
+        with self._engine("waiting for a container to exit"):
+            try:
+                result = self._api.wait(container_id, timeout=timeout_s)  # type: ignore[arg-type]
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                # docker-py on a unix socket reports its own read timeout as a ConnectionError.
+                if timeout_s is not None and (
+                    isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc).lower()
+                ):
+                    return None
+                raise
         code: int = result.get("StatusCode", -1)
         return code
 
     def signal(self, container_id: str, sig: int) -> None:
         """Send a signal to the container's PID 1 (no error when it has already exited)."""
-        try:
-            self._api.kill(container_id, signal=int(sig))
-        except docker.errors.APIError as exc:
-            if exc.status_code not in (404, 409):
-                raise
+        with self._engine("signalling a container"):
+            try:
+                self._api.kill(container_id, signal=int(sig))
+            except docker.errors.APIError as exc:
+                if exc.status_code not in (404, 409):
+                    raise
 
     def state(self, container_id: str) -> ContainerState:
         """The container's current state."""
-        st = self._api.inspect_container(container_id)["State"]
+        with self._engine("inspecting a container"):
+            st = self._api.inspect_container(container_id)["State"]
         return ContainerState(
             status=st["Status"], exit_code=st.get("ExitCode", 0), oom_killed=st.get("OOMKilled", False)
         )
 
     def iter_log_lines(self, container_id: str) -> Iterator[str]:
-        """Follow stdout and stderr until the container exits, one decoded line at a time."""
+        """Follow stdout and stderr until the container exits, one decoded line at a time.
+
+        The request is made at once (not on the first ``next()``), so that an engine that cannot follow the
+        container fails the caller, not a log thread.
+
+        Raises:
+            DockerUnavailable: the engine failed the request, or broke the stream later (when iterated); a
+                container that is gone just ends it.
+        """
+        what = "following a container's output"
+        with self._engine(what):
+            try:
+                stream = self._api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True)
+            except docker.errors.APIError as exc:
+                if _engine_fault(exc):
+                    raise
+                return iter(())  # 404/409: removed already
+        return self._lines(stream, what)
+
+    def _lines(self, stream: Iterable[bytes], what: str) -> Iterator[str]:
         pending = b""
-        try:
-            for chunk in self._api.logs(container_id, stream=True, follow=True, stdout=True, stderr=True):
+        with self._engine(what):
+            for chunk in stream:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     yield line.rstrip(b"\r").decode("utf-8", "replace")
-        except (docker.errors.APIError, requests.exceptions.RequestException):
-            pass
         if pending:
             yield pending.decode("utf-8", "replace")
 
     def logs_tail(self, container_id: str, lines: int = 50) -> str:
-        """The last ``lines`` lines of the container's output."""
+        """The last ``lines`` lines of the container's output ("" when the engine cannot say)."""
         try:
             raw: bytes = self._api.logs(container_id, stdout=True, stderr=True, tail=lines)
-        except docker.errors.APIError:
+        except _TAIL_ERRORS:
             return ""
         return raw.decode("utf-8", "replace")
 
     def host_port(self, container_id: str, port: int) -> int:
         """The 127.0.0.1 port that the container's ``port`` is published on."""
         for _ in range(50):
-            bindings = self._api.port(container_id, port)
+            with self._engine("reading a container's published port"):
+                bindings = self._api.port(container_id, port)
             if bindings:
                 return int(bindings[0]["HostPort"])
             time.sleep(0.02)
@@ -296,50 +385,73 @@ class DockerClient:
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """A tar stream of ``path`` in the container (works on stopped containers, volumes included)."""
-        try:
-            stream, _ = self._api.get_archive(container_id, path)
-        except docker.errors.NotFound:
-            return iter(())
-        it: Iterator[bytes] = iter(stream)
-        return it
+        what = f"downloading {path} from a container"
+        with self._engine(what):
+            try:
+                stream, _ = self._api.get_archive(container_id, path)
+            except docker.errors.NotFound:
+                return iter(())
+        return self._guarded(stream, what)
+
+    def _guarded(self, stream: Iterable[bytes], what: str) -> Iterator[bytes]:
+        with self._engine(what):
+            yield from stream
 
     def remove(self, container_id: str) -> None:
-        """Remove a container and its anonymous volumes; a container that is gone already is fine."""
-        try:
-            self._api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: removal already in progress
-                logger.warning("could not remove container %s: %s", container_id[:12], _short(exc))
+        """Remove a container and its anonymous volumes; a container that is gone already is fine.
+
+        Raises:
+            DockerUnavailable: the engine failed; the container may still be there.
+        """
+        with self._engine(f"removing container {container_id[:12]}"):
+            try:
+                self._api.remove_container(container_id, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if _engine_fault(exc):
+                    raise
+                if exc.status_code != 409:  # 409: removal already in progress
+                    logger.warning("could not remove container %s: %s", container_id[:12], _short(exc))
 
     # -- networks -------------------------------------------------------------------------------------
     def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> str:
         """A user-defined bridge network (``internal``: no route out), labelled as ours."""
-        created = self._api.create_network(
-            name, driver="bridge", internal=internal, labels={LABEL_MANAGED: "true", **labels}
-        )
+        with self._engine(f"creating network {name}"):
+            created = self._api.create_network(
+                name, driver="bridge", internal=internal, labels={LABEL_MANAGED: "true", **labels}
+            )
         network_id: str = created["Id"]
         return network_id
 
     def remove_network(self, network_id: str) -> None:
-        """Remove a network; one that is gone already is fine."""
-        try:
-            self._api.remove_network(network_id)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            logger.warning("could not remove network %s: %s", network_id[:12], _short(exc))
+        """Remove a network; one that is gone already is fine.
+
+        Raises:
+            DockerUnavailable: the engine failed; the network may still be there.
+        """
+        with self._engine(f"removing network {network_id[:12]}"):
+            try:
+                self._api.remove_network(network_id)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if _engine_fault(exc):
+                    raise
+                logger.warning("could not remove network %s: %s", network_id[:12], _short(exc))
 
     # -- sweeping -------------------------------------------------------------------------------------
     def list_managed(self, label: str = LABEL_MANAGED) -> list[Managed]:
         """Containers, then networks, that carry ``label`` (``key`` or ``key=value``)."""
         found: list[Managed] = []
-        for c in self._api.containers(all=True, filters={"label": label}):
+        with self._engine("listing the emulator's containers and networks"):
+            containers = self._api.containers(all=True, filters={"label": label})
+            networks = self._api.networks(filters={"label": label})
+        for c in containers:
             ports = {int(p["PrivatePort"]): int(p["PublicPort"]) for p in c.get("Ports") or [] if p.get("PublicPort")}
             name = (c.get("Names") or ["?"])[0].lstrip("/")
             found.append(Managed("container", c["Id"], name, c.get("Labels") or {}, c.get("State", ""), ports))
-        for n in self._api.networks(filters={"label": label}):
+        for n in networks:
             found.append(Managed("network", n["Id"], n.get("Name", "?"), n.get("Labels") or {}))
         return found
 
@@ -375,6 +487,16 @@ def _tar_of(files: dict[str, bytes], dirs: list[str]) -> bytes:
             info.mtime = int(time.time())
             tf.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def _engine_fault(exc: docker.errors.APIError) -> bool:
+    """A 5xx that says the engine failed, not that the request or the image was wrong."""
+    status = exc.status_code or 0
+    if status < 500:
+        return False
+    text = _short(exc).lower()
+    # Older engines answer 500 when the image's command cannot run: that is the image's fault (start_failure).
+    return not any(s in text for s in ("executable file not found", "no such file or directory", "permission denied"))
 
 
 def _short(exc: BaseException) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.config import EmulatorConfig
-from emulator.errors import EmulatorError
+from emulator.errors import DockerUnavailable, EmulatorError
 from emulator.runtime.cluster import Cluster, LogSink, Outcome, start_failure
 from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
 from emulator.runtime.lifecycle import BackgroundJob
@@ -27,6 +26,7 @@ from emulator.storage.artifacts import extract_files, list_tree, read_file, repa
 from emulator.storage.locations import Storage
 from emulator.storage.s3 import S3
 from emulator.storage.staging import stage_data
+from emulator.storage.workdirs import make_work_dir
 
 
 @dataclass
@@ -75,7 +75,7 @@ class PlanRunner:
         plan, config = self.plan, self.session.config
         docker = self.session.docker
         docker.image_info(plan.image)  # a missing image is the user's error: fail before anything is created
-        work = Path(tempfile.mkdtemp(prefix=f"sm-emulator-{plan.kind}-", dir=config.work_dir))
+        work = make_work_dir(plan.kind, config.work_dir)
         try:
             specs = self._specs(work)
             if self._on_running:
@@ -98,6 +98,8 @@ class PlanRunner:
                     cluster.stop(grace)
                 try:
                     outcome = cluster.run(plan.max_runtime_s)
+                except DockerUnavailable:
+                    raise
                 except EmulatorError as exc:
                     raise start_failure(exc, plan.image, list(plan.command)) from None
                 if self._on_exited:
@@ -227,12 +229,23 @@ class PlannedJob(BackgroundJob):
             if stop:
                 runner.stop(grace)
             self._on_starting()
-            result = runner.run()
+            try:
+                result = runner.run()
+            except DockerUnavailable as exc:
+                self._mark_failed(f"InternalServerError: {exc}")
+                raise
             self.final_tree = result.tree
             self._finish(result)
         finally:
             if self._owns_session:
                 self.session.close()
+
+    def _mark_failed(self, reason: str) -> None:
+        """The Describe shape of a job the engine failed: ``<Kind>JobStatus`` Failed with the reason (wait() raises)."""
+        with self._lock:
+            for key in [k for k in self._describe if k.endswith("JobStatus")]:
+                self._describe[key] = "Failed"
+            self._describe["FailureReason"] = reason[:1024]
 
     def _on_stop(self, grace_s: float | None) -> None:
         with self._lock:

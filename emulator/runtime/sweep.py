@@ -2,16 +2,22 @@
 
 Used by ``python -m emulator cleanup``, the contract suite's session-end safety net and the tests. Containers
 of a process that is still alive are left alone unless asked (another terminal's running endpoint).
+:func:`sweep_work_dirs` does the same for the temp folders a killed process left (their names carry its pid).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
 from typing import NamedTuple
 
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_MANAGED, LABEL_PID, LABEL_SESSION
 from emulator.runtime.docker import DockerSeam, Managed
+from emulator.storage.workdirs import PREFIX, owner_pid
 
 
 class Swept(NamedTuple):
@@ -57,6 +63,56 @@ def sweep(
     finally:
         if own:
             seam.close()
+    return done
+
+
+def work_dir_roots(config: EmulatorConfig | None = None) -> list[Path]:
+    """Where the emulator makes its temp folders: ``config.work_dir`` and the system temp dir."""
+    roots = [Path(tempfile.gettempdir())]
+    if config is not None and config.work_dir:
+        roots.insert(0, Path(config.work_dir))
+    unique: list[Path] = []
+    for r in roots:
+        if r.resolve() not in {u.resolve() for u in unique}:
+            unique.append(r)
+    return unique
+
+
+def sweep_work_dirs(
+    roots: Iterable[Path | str] | None = None,
+    *,
+    include_running_sessions: bool = False,
+    dry_run: bool = False,
+) -> list[Swept]:
+    """Remove (or list) the ``sm-emulator-*-p<pid>-*`` folders under ``roots`` whose process is gone.
+
+    Only folders this user owns and whose name carries a pid (see :mod:`emulator.storage.workdirs`) are
+    considered; this process's own folders and those of live processes are kept (unless
+    ``include_running_sessions``).
+    """
+    done: list[Swept] = []
+    for root in work_dir_roots() if roots is None else [Path(r) for r in roots]:
+        try:
+            entries = sorted(Path(root).iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            pid = owner_pid(entry.name) if entry.name.startswith(PREFIX) else None
+            if pid is None or pid == os.getpid():
+                continue
+            try:
+                st = entry.lstat()
+            except OSError:
+                continue
+            if not entry.is_dir() or entry.is_symlink() or st.st_uid != os.getuid():
+                continue
+            if not include_running_sessions and _alive(str(pid)):
+                continue
+            if not dry_run:
+                shutil.rmtree(entry, ignore_errors=True)
+                if entry.exists():
+                    continue
+            done.append(Swept("folder", str(entry), f"(left by pid {pid})"))
     return done
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ import requests
 
 from emulator.config import EmulatorConfig
 from emulator.constants import INVOCATION_TIMEOUT_S, MODEL_DIR, OPT_ML, SERVING_PORT
-from emulator.errors import ContainerFailed, EmulatorError, EndpointNotReady, InvalidSpec
+from emulator.errors import ContainerFailed, DockerUnavailable, EmulatorError, EndpointNotReady, InvalidSpec
 from emulator.runtime import session as _session
 from emulator.runtime.cluster import start_failure
 from emulator.runtime.container import Container, LogSink, StopResult, default_log_sink
@@ -49,6 +48,7 @@ from emulator.serving.models import (
 from emulator.spec import validate
 from emulator.storage.artifacts import extract_model
 from emulator.storage.s3 import S3, is_s3
+from emulator.storage.workdirs import make_work_dir
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +216,7 @@ class Endpoint:
         Raises:
             EndpointNotReady: the container exited before it was healthy, or the startup timeout passed.
             ContainerFailed: Docker could not start ``serve`` in the image.
+            DockerUnavailable: the engine failed; what it could not remove is left to the exit sweep.
         """
         if self._container is not None:
             raise EmulatorError(f"endpoint {self.name} is started already")
@@ -224,7 +225,7 @@ class Endpoint:
         except BaseException as exc:
             self._status, self._failure = "Failed", str(exc).split("\n", 1)[0]
             self._closing.set()
-            self._release()  # no graceful stop: removal kills a container that never became healthy
+            self._release(exc)  # no graceful stop: removal kills a container that never became healthy
             raise
         self._status = "InService"
         return self
@@ -267,6 +268,8 @@ class Endpoint:
         container.create()
         try:
             container.start()
+        except DockerUnavailable:
+            raise
         except EmulatorError as exc:
             raise start_failure(exc, self.image, ["serve"]) from None
         threading.Thread(target=self._watch_exit, name=f"exit-{self.name}"[:60], daemon=True).start()
@@ -292,7 +295,7 @@ class Endpoint:
         self._exited.set()
 
     def _prepare_model(self) -> Path:
-        self._work = Path(tempfile.mkdtemp(prefix="sm-emulator-model-", dir=self.config.work_dir))
+        self._work = make_work_dir("model", self.config.work_dir)
         source, prefix = model_location(self._model_data)
         dest = self._work / "model"
         if source is None:
@@ -333,8 +336,12 @@ class Endpoint:
             self._exited.wait(min(self.config.ping_interval_s, deadline - now))
 
     def _raise_if_exited(self, wait_s: float = 0.0) -> None:
+        if self._container is not None:
+            self._container.raise_engine_error()  # the engine failed while following the container
         if not self._exited.wait(wait_s):
             return
+        if self._container is not None:
+            self._container.raise_engine_error()
         tail = self.logs_tail()
         last_line = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "(no output)")
         oom = " (OOMKilled: it hit the instance type's memory limit)" if self.oom_killed else ""
@@ -411,8 +418,14 @@ class Endpoint:
         return self.invoker.ping()
 
     def wait(self, timeout_s: float | None = None) -> int | None:
-        """Block until the container exits (or ``timeout_s`` passes); its exit code, None while it runs."""
+        """Block until the container exits (or ``timeout_s`` passes); its exit code, None while it runs.
+
+        Raises:
+            DockerUnavailable: the engine failed while the container was followed (nobody knows how it is).
+        """
         self._exited.wait(timeout_s)
+        if self._container is not None:
+            self._container.raise_engine_error()
         return self.exit_code if self._exited.is_set() else None
 
     def describe(self) -> dict[str, Any]:
@@ -456,34 +469,62 @@ class Endpoint:
         return self.stop_result
 
     def close(self) -> None:
-        """Stop the container (if running) and remove it, then clean up the temp model dir; idempotent."""
+        """Stop the container (if running) and remove it, then clean up the temp model dir; idempotent.
+
+        Raises:
+            DockerUnavailable: the engine failed; the temp model dir is removed all the same, and the container
+                is left to the exit sweep (``python -m emulator cleanup`` after a killed process).
+        """
         self._closing.set()
         if self._status not in {"Failed", "Deleted"}:
             self._status = "Deleting"
+        error: BaseException | None = None
         try:
             if self._container is not None and self.stop_result is None and not self._released:
                 self.stop()
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            self._release()
-            if self._status != "Failed":
-                self._status = "Deleted"
+            try:
+                self._release(error)
+            except DockerUnavailable as exc:
+                error = exc
+                raise
+            finally:
+                if isinstance(error, DockerUnavailable):
+                    self._status, self._failure = "Failed", str(error)
+                elif self._status != "Failed":
+                    self._status = "Deleted"
 
-    def _release(self) -> None:
+    def _release(self, pending: BaseException | None = None) -> None:
+        """Close the client, remove the container and the temp model dir, close an own session: every step runs.
+
+        A removal the engine fails is raised unless ``pending`` (the error that ends the endpoint) is given.
+        """
         with self._lock:
             if self._released:
                 return
             self._released = True
+        failure: DockerUnavailable | None = None
         try:
             if self._invoker is not None:
                 self._invoker.close()
             if self._container is not None:
-                self._container.remove()
+                try:
+                    self._container.remove()
+                except DockerUnavailable as exc:
+                    failure = exc
+        finally:
             if self._work is not None:
                 shutil.rmtree(self._work, ignore_errors=True)
                 self._work = None
-        finally:
             if self._owns_session:
                 self.session.close()
+        if failure is not None:
+            if pending is None:
+                raise failure
+            logger.warning("endpoint %s: %s (left to the exit sweep)", self.name, failure)
 
 
 def _discard(host: str, line: str) -> None:

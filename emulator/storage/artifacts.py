@@ -113,7 +113,9 @@ def extract_model(source: str, dest: Path, s3: S3 | None = None) -> Path:
     if is_s3(source):
         if s3 is None:
             raise InvalidSpec(f"model {source} is on S3 but no S3 endpoint is configured")
-        with tempfile.TemporaryDirectory(prefix="sm-emulator-dl-") as tmp:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Beside dest (inside the caller's work folder), so that a killed process leaves one folder to sweep.
+        with tempfile.TemporaryDirectory(prefix="download-", dir=dest.parent) as tmp:
             local = Path(tmp) / "model.tar.gz"
             s3.download_file(source, local)
             return _extract_tar(local, dest, source)
