@@ -352,9 +352,9 @@ class DockerClient:
                 if _engine_fault(exc):
                     raise
                 return iter(())  # 404/409: removed already
-        return self._lines(stream, what)
+        return self._lines(container_id, stream, what)
 
-    def _lines(self, stream: Iterable[bytes], what: str) -> Iterator[str]:
+    def _lines(self, container_id: str, stream: Iterable[bytes], what: str) -> Iterator[str]:
         pending = b""
         with self._engine(what):
             for chunk in stream:
@@ -364,6 +364,20 @@ class DockerClient:
                     yield line.rstrip(b"\r").decode("utf-8", "replace")
         if pending:
             yield pending.decode("utf-8", "replace")
+        self._check_stream_end(container_id, what)
+
+    def _check_stream_end(self, container_id: str, what: str) -> None:
+        """The engine ends a follow stream when the container exits; one that ends while it runs was cut."""
+        for _ in range(5):
+            with self._engine(what):
+                try:
+                    status = self._api.inspect_container(container_id)["State"]["Status"]
+                except docker.errors.NotFound:
+                    return
+            if status not in {"running", "restarting", "paused"}:
+                return
+            time.sleep(0.05)
+        raise self._unavailable(what, ConnectionError("the stream ended while the container still runs"))
 
     def logs_tail(self, container_id: str, lines: int = 50) -> str:
         """The last ``lines`` lines of the container's output ("" when the engine cannot say)."""

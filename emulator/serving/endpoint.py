@@ -472,8 +472,9 @@ class Endpoint:
         """Stop the container (if running) and remove it, then clean up the temp model dir; idempotent.
 
         Raises:
-            DockerUnavailable: the engine failed; the temp model dir is removed all the same, and the container
-                is left to the exit sweep (``python -m emulator cleanup`` after a killed process).
+            DockerUnavailable: the engine failed (now, or while the output was followed); the temp model dir is
+                removed all the same, and a container the engine could not remove is left to the exit sweep
+                (``python -m emulator cleanup`` after a killed process).
         """
         self._closing.set()
         if self._status not in {"Failed", "Deleted"}:
@@ -488,6 +489,8 @@ class Endpoint:
         finally:
             try:
                 self._release(error)
+                if error is None and self._container is not None:
+                    self._container.raise_engine_error()  # the engine cut its output: its log record is incomplete
             except DockerUnavailable as exc:
                 error = exc
                 raise
