@@ -214,7 +214,8 @@ class Container:
         code = self._wait(max(0.01, end - time.monotonic()))
         killed = code is None
         if killed:
-            logger.warning("%s of %s ignored SIGTERM for its grace period; sending SIGKILL", self.source, self.job)
+            if end - start > 0.05:  # with no grace period (a kill now) there is nothing to warn about
+                logger.warning("%s of %s ignored SIGTERM for its grace period; sending SIGKILL", self.source, self.job)
             self.signal(signal.SIGKILL)
             code = self._wait(KILL_WAIT_S)
         result = StopResult(code, time.monotonic() - start, killed)
