@@ -167,8 +167,12 @@ if __name__ == "__main__":
             raw
         )
     except Exception as exc:  # the failure is the figure: report it as data, with the SDK call that raised it
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/sagemaker/" in f.filename]
-        where = f"in {Path(frames[0].filename).name}:{frames[0].name}(): " if frames else ""
+        frames = [
+            f"{Path(f.filename).name}:{f.name}()"
+            for f in traceback.extract_tb(exc.__traceback__)
+            if "/sagemaker/" in f.filename and f.name != "wrapper"  # not the SDK's decorators
+        ]
+        where = f"in {frames[0]} ... {frames[-1]}: " if frames else ""
         print(json.dumps({"error": f"{where}{type(exc).__name__}: {exc}"[:400]}), flush=True)
         raise SystemExit(1) from None
     print(json.dumps({"seconds": time.perf_counter() - _START}), flush=True)
