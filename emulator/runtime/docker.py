@@ -308,10 +308,9 @@ class DockerClient:
             try:
                 result = self._api.wait(container_id, timeout=timeout_s)  # type: ignore[arg-type]
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
-                # docker-py on a unix socket reports its own read timeout as a ConnectionError.
-                if timeout_s is not None and (
-                    isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc).lower()
-                ):
+                # A timeout (ours, or the client's default one) means "still running"; docker-py on a unix socket
+                # reports its read timeout as a ConnectionError.
+                if isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc).lower():
                     return None
                 raise
         code: int = result.get("StatusCode", -1)
