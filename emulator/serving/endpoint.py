@@ -488,8 +488,8 @@ class Endpoint:
             raise
         finally:
             try:
-                self._release(error)
-                if error is None and self._container is not None:
+                released_now = self._release(error)
+                if released_now and error is None and self._status != "Failed" and self._container is not None:
                     self._container.raise_engine_error()  # the engine cut its output: its log record is incomplete
             except DockerUnavailable as exc:
                 error = exc
@@ -500,14 +500,15 @@ class Endpoint:
                 elif self._status != "Failed":
                     self._status = "Deleted"
 
-    def _release(self, pending: BaseException | None = None) -> None:
+    def _release(self, pending: BaseException | None = None) -> bool:
         """Close the client, remove the container and the temp model dir, close an own session: every step runs.
 
         A removal the engine fails is raised unless ``pending`` (the error that ends the endpoint) is given.
+        Returns False when it had run already.
         """
         with self._lock:
             if self._released:
-                return
+                return False
             self._released = True
         failure: DockerUnavailable | None = None
         try:
@@ -528,6 +529,7 @@ class Endpoint:
             if pending is None:
                 raise failure
             logger.warning("endpoint %s: %s (left to the exit sweep)", self.name, failure)
+        return True
 
 
 def _discard(host: str, line: str) -> None:

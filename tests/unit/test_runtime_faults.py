@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,29 @@ def test_cleanup_command_removes_folders_of_killed_processes(
     out = capsys.readouterr().out
     assert f"removed folder {dead}" in out
     assert "removed 1 resource(s)" in out
+
+
+class _CutLogs(FakeDocker):  # type: ignore[misc]
+    """A fake engine that cuts every log stream when :attr:`cut` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut = threading.Event()
+
+    def iter_log_lines(self, container_id: str) -> Iterator[str]:
+        self.cut.wait(10)
+        raise DockerUnavailable("the Docker engine failed while following; run 'python -m emulator cleanup'")
+        yield ""  # a generator
+
+
+def test_a_cut_log_stream_fails_the_endpoint_once() -> None:
+    fake = _CutLogs()
+    ep = Endpoint(IMAGE, docker=fake, config=CONFIG)
+    ep.start()
+    fake.cut.set()
+    with pytest.raises(DockerUnavailable):
+        ep.wait(5)
+    with pytest.raises(DockerUnavailable):
+        ep.close()
+    assert ep.describe()["EndpointStatus"] == "Failed"
+    ep.close()  # idempotent: reported once
