@@ -19,6 +19,8 @@ from emulator.processing.plan import plan, with_defaults
 from emulator.runtime import session as _session
 from emulator.runtime.cluster import LogSink
 from emulator.runtime.docker import DockerSeam
+from emulator.runtime.names import UniqueNameJob
+from emulator.runtime.preflight import check_plan
 from emulator.runtime.runner import PlannedJob, RunResult
 from emulator.runtime.session import Session
 from emulator.storage.s3 import S3
@@ -28,7 +30,7 @@ __all__ = ["ProcessingJob", "with_defaults"]
 logger = logging.getLogger(__name__)
 
 
-class ProcessingJob(PlannedJob):
+class ProcessingJob(UniqueNameJob, PlannedJob):
     """One processing job. Like SageMaker CreateProcessingJob; :meth:`run` returns the Describe shape.
 
     Args:
@@ -59,6 +61,8 @@ class ProcessingJob(PlannedJob):
             session=session, config=config, docker=docker, s3=s3, log_sink=log_sink, record_tree=record_tree
         )
         self._adopt(plan(request, self.config))
+        # Before any container: inputs readable, outputs writable and lasting (emulator.runtime.preflight).
+        check_plan(self.plan, temporary_s3=self._owns_session and s3 is None and self.config.s3_endpoint_url is None)
         self._describe = _describe.initial(self.plan, _session.now())
 
     def _finish(self, result: RunResult) -> None:

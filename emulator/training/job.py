@@ -19,6 +19,8 @@ from emulator.config import EmulatorConfig
 from emulator.runtime import session as _session
 from emulator.runtime.cluster import LogSink
 from emulator.runtime.docker import DockerSeam
+from emulator.runtime.names import UniqueNameJob
+from emulator.runtime.preflight import check_plan
 from emulator.runtime.runner import PlannedJob, RunResult
 from emulator.runtime.session import Session
 from emulator.storage.s3 import S3
@@ -30,7 +32,7 @@ __all__ = ["TrainingJob", "with_defaults"]
 logger = logging.getLogger(__name__)
 
 
-class TrainingJob(PlannedJob):
+class TrainingJob(UniqueNameJob, PlannedJob):
     """One training job. Like SageMaker CreateTrainingJob; :meth:`run` blocks and returns the Describe shape.
 
     Args:
@@ -68,6 +70,8 @@ class TrainingJob(PlannedJob):
             host_names, container_hostnames, {k: dict(v) for k, v in (extra_config or {}).items()}
         )
         self._adopt(plan(request, self.config, options))
+        # Before any container: inputs readable, outputs writable and lasting (emulator.runtime.preflight).
+        check_plan(self.plan, temporary_s3=self._owns_session and s3 is None and self.config.s3_endpoint_url is None)
         self._describe = _describe.initial(self.plan, _session.now())
 
     def _on_starting(self) -> None:

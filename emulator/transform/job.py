@@ -40,11 +40,14 @@ from emulator.runtime import session as _session
 from emulator.runtime.container import LogSink
 from emulator.runtime.docker import DockerSeam
 from emulator.runtime.lifecycle import BackgroundJob
+from emulator.runtime.names import UniqueNameJob
+from emulator.runtime.preflight import temporary_s3_message
 from emulator.runtime.session import Session
 from emulator.serving import Endpoint, ModelDefinition, ModelSource, get_model
 from emulator.serving.invocations import RawResponse, model_error
 from emulator.spec import load_spec, validate
-from emulator.storage.s3 import S3
+from emulator.storage.locations import check_output, check_readable
+from emulator.storage.s3 import S3, is_s3
 from emulator.transform import dataprocessing as _dataprocessing
 from emulator.transform import records as _records
 from emulator.transform.objects import InputObject, StagedOutput, list_inputs, open_object, output_location
@@ -122,7 +125,7 @@ class _Stopped(Exception):
     """Raised inside the job's thread once a stop was requested: it unwinds the work to the clean-up."""
 
 
-class TransformJob(BackgroundJob):
+class TransformJob(UniqueNameJob, BackgroundJob):
     """One batch transform job. Like SageMaker CreateTransformJob; :meth:`run` blocks and returns the Describe shape.
 
     It follows the job contract (:mod:`emulator.runtime.lifecycle`): :meth:`start` / :meth:`wait`, :meth:`run`
@@ -171,6 +174,7 @@ class TransformJob(BackgroundJob):
             ModelDefinition(req["ModelName"], image, model_data) if image else get_model(req["ModelName"], models)
         )
         self._check_supported()
+        self._check_locations(temporary_s3=self._own_session and s3 is None and self.config.s3_endpoint_url is None)
         self._sink = log_sink
         self._progress = progress
         self.files: list[FileResult] = []
@@ -204,6 +208,15 @@ class TransformJob(BackgroundJob):
             if req.get(key):
                 logger.warning("%s: %s is not emulated and is ignored", self.name, key)
         self._processor()  # DataProcessing errors surface now, not after the container started
+
+    def _check_locations(self, *, temporary_s3: bool) -> None:
+        """Before the container: the local input readable, the output writable (or on an S3 that lasts)."""
+        uri = str(self.request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
+        check_readable(uri, "TransformInput.DataSource.S3DataSource.S3Uri", missing_ok=True)
+        out = str(self.request["TransformOutput"]["S3OutputPath"])
+        if is_s3(out) and temporary_s3:
+            raise InvalidSpec(temporary_s3_message("TransformOutput.S3OutputPath", out))
+        check_output(out, "TransformOutput.S3OutputPath")
 
     def _processor(self) -> _dataprocessing.DataProcessor:
         ti, to = self.request["TransformInput"], self.request["TransformOutput"]
