@@ -39,6 +39,12 @@ class EmulatorConfig:
     pull_missing_images: bool = False
     stream_logs: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("training_stop_grace_s", "serving_stop_grace_s", "startup_timeout_s", "ping_interval_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+                raise InvalidConfig(f"{name}={value!r}: give a number of seconds, 0 or more")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> EmulatorConfig:
         """Build a config from ``SM_EMULATOR_<FIELD>`` variables (plus DOCKER_HOST, AWS_ENDPOINT_URL_S3).

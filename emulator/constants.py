@@ -41,8 +41,10 @@ MAX_EXIT_MESSAGE_BYTES = 1024
 #: What a local run defaults to where the API requires a value.
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 DEFAULT_VOLUME_SIZE_GB = 30
-#: StoppingCondition.MaxRuntimeInSeconds: the platform's default and its upper bound (28 days).
+#: StoppingCondition.MaxRuntimeInSeconds: the platform's default (1 day) ...
 DEFAULT_MAX_RUNTIME_S = 86400
+#: ... and its upper bound for training (28 days; botocore's model gives no max, processing's is 777600).
+MAX_TRAINING_RUNTIME_S = 28 * 86400
 #: The platform waits 120 s between SIGTERM and SIGKILL for training and processing ...
 TRAINING_STOP_GRACE_S = 120.0
 #: ... and 30 s for serving containers.

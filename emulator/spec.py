@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import botocore.session
+import botocore.loaders
 import yaml
-from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
+from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Shape, StructureShape
 
 from emulator.errors import InvalidSpec
 
@@ -32,10 +32,24 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """A spec as a dict: ``source`` is a dict already, or the path of a YAML or JSON file."""
     if isinstance(source, Mapping):
         return dict(source)
+    if not isinstance(source, str | Path):
+        raise InvalidSpec(
+            f"a request must be a mapping or the path of a YAML or JSON file, not {type(source).__name__}"
+        )
     path = Path(source)
     if not path.is_file():
-        raise InvalidSpec(f"spec file {str(path)!r} does not exist; pass the path of a YAML or JSON request")
-    text = path.read_text(encoding="utf-8")
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise InvalidSpec(f"spec file {str(path)!r} {what}; pass the path of a YAML or JSON request")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidSpec(
+            f"spec file {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise InvalidSpec(
+            f"spec file {str(path)!r} cannot be read ({exc.strerror}); fix its permissions or pass another file"
+        ) from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
@@ -50,7 +64,10 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
 
 @functools.cache
 def _service_model(service: str = "sagemaker") -> Any:
-    return botocore.session.get_session().get_service_model(service)
+    # Straight from botocore's data files: no session, so no AWS_PROFILE or config file is read (a profile that
+    # does not exist must not break a purely local command).
+    loader = botocore.loaders.create_loader()
+    return ServiceModel(loader.load_service_model(service, "service-2"), service_name=service)
 
 
 def operation_model(operation: str, service: str = "sagemaker") -> OperationModel:

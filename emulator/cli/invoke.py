@@ -57,6 +57,8 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     from emulator.errors import ModelError
     from emulator.serving import invoke_endpoint
 
+    if not args.timeout > 0 or args.timeout == float("inf"):
+        raise errors.InvalidSpec(f"--timeout {args.timeout:g}: give a number of seconds over 0")
     if args.body_file:
         data = sys.stdin.buffer.read() if args.body_file == "-" else _read(args.body_file)
     else:

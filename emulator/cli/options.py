@@ -46,6 +46,13 @@ def kv(text: str) -> tuple[str, str]:
     return key, value
 
 
+def non_negative(flag: str, value: float) -> float:
+    """``value`` if it is a finite number >= 0 (a grace period, a timeout), else a one-line error with the fix."""
+    if not (value >= 0 and value != float("inf")):  # also refuses nan
+        raise errors.InvalidSpec(f"{flag} {value:g}: give a number of seconds, 0 or more")
+    return value
+
+
 def add_kv(p: argparse.ArgumentParser, flag: str, metavar: str, help: str) -> None:
     """A repeatable ``flag NAME=VALUE``; its value is the list of (name, value) pairs given."""
     p.add_argument(flag, action="append", type=kv, default=[], metavar=metavar, help=help)

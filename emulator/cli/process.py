@@ -157,7 +157,7 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     from emulator.processing import ProcessingJob
 
     if args.stop_grace is not None:
-        config = config.with_(training_stop_grace_s=args.stop_grace)
+        config = config.with_(training_stop_grace_s=options.non_negative("--stop-grace", args.stop_grace))
     job = ProcessingJob(processing_request(args), config=config, log_sink=options.log_sink(args))
     cluster = job.request["ProcessingResources"]["ClusterConfig"]
     options.echo(

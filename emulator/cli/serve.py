@@ -46,6 +46,8 @@ def add_command(sub: SubParsers) -> None:
 
 def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     """Serve until Ctrl-C (exit 0) or until the container exits on its own (exit 1)."""
+    if args.startup_timeout is not None:
+        options.non_negative("--startup-timeout", args.startup_timeout)
     ep = options.endpoint_from_flags(args, config, name=args.name, startup_timeout_s=args.startup_timeout)
     print(f"endpoint {ep.name}: starting {ep.image}", file=sys.stderr)
     with ep:

@@ -69,7 +69,15 @@ def training_request(args: argparse.Namespace) -> dict[str, Any]:
             *algo.get("MetricDefinitions", []),
             *({"Name": n, "Regex": r} for n, r in args.metric),
         ]
-    channels = {c["ChannelName"]: c for c in req.get("InputDataConfig", [])}
+    spec_channels = req.get("InputDataConfig", [])
+    if not isinstance(spec_channels, list) or not all(isinstance(c, dict) for c in spec_channels):
+        raise errors.InvalidSpec("InputDataConfig: must be a list of channels (mappings); fix --spec")
+    # A spec channel without a name is kept as it is: validation names the missing ChannelName.
+    channels: dict[Any, dict[str, Any]] = {c.get("ChannelName", id(c)): c for c in spec_channels}
+    given = [name for name, _ in args.channel]
+    twice = sorted({n for n in given if given.count(n) > 1})
+    if twice:
+        raise errors.InvalidSpec(f"--channel {twice[0]}= is given more than once; give each channel name once")
     for name, location in args.channel:
         channels[name] = {
             "ChannelName": name,
@@ -105,7 +113,7 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     from emulator.training import TrainingJob
 
     if args.stop_grace is not None:
-        config = config.with_(training_stop_grace_s=args.stop_grace)
+        config = config.with_(training_stop_grace_s=options.non_negative("--stop-grace", args.stop_grace))
     job = TrainingJob(training_request(args), config=config, log_sink=options.log_sink(args))
     print(
         f"training job {job.name}: starting on {job.request['ResourceConfig']['InstanceCount']} x "

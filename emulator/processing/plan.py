@@ -55,7 +55,12 @@ def plan(request: Mapping[str, Any] | str | Path, config: EmulatorConfig) -> Job
     Raises:
         InvalidSpec: the request does not fit CreateProcessingJob, or asks for what cannot run locally.
     """
-    req = with_defaults(load_spec(request))
+    raw = load_spec(request)
+    try:
+        req = with_defaults(raw)
+    except (AttributeError, TypeError):  # a block that is not a mapping: let the model name it
+        validate("CreateProcessingJob", raw)
+        raise InvalidSpec("invalid CreateProcessingJob request: a block is not a mapping; fix the spec") from None
     validate("CreateProcessingJob", req)
     check_supported(req)
     name: str = req["ProcessingJobName"]

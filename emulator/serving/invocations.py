@@ -394,8 +394,12 @@ def _as_bytes(body: Body) -> bytes:
         data = body.encode("utf-8")
     elif isinstance(body, bytes | bytearray | memoryview):
         data = bytes(body)
-    else:
+    elif callable(getattr(body, "read", None)):
         data = body.read(MAX_PAYLOAD_BYTES + 1)  # a file: never read more than one byte past the limit
+        if not isinstance(data, bytes | bytearray):
+            raise ValidationError(f"the body file returned {type(data).__name__}, not bytes; open it in binary mode")
+    else:
+        raise ValidationError(f"the body is {type(body).__name__}; pass bytes, a str or a binary file object")
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ValidationError(
             f"request body is {len(data)}{'+' if hasattr(body, 'read') else ''} bytes, over InvokeEndpoint's limit "
@@ -413,6 +417,11 @@ def _request_headers(params: Mapping[str, Any]) -> dict[str, str]:
     names = _header_names("input")
     headers = {names[k]: str(v) for k, v in given.items() if k in names}
     for name, value in headers.items():
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValidationError(
+                f"header {name} {value!r} holds a control character (CR, LF, tab, ...), which no HTTP header may "
+                "carry; remove it"
+            )
         if not value.isascii():
             raise ValidationError(
                 f"header {name} {value!r} is not ASCII, which InvokeEndpoint requires; "

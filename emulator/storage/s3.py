@@ -16,9 +16,10 @@ from typing import IO, Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
 
 from emulator.config import EmulatorConfig
-from emulator.errors import InputNotFound, S3Error
+from emulator.errors import InputNotFound, InvalidConfig, S3Error
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class S3:
             creds: dict[str, str] = {}
             if self._server is not None or not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
                 creds = dict(_DUMMY_CREDENTIALS)
-            session: Any = boto3.session.Session()  # the stubs' overloads do not take **credentials
+            session = _boto_session(ignore_profile=bool(creds))
             self._client = session.client(
                 "s3",
                 endpoint_url=endpoint,
@@ -203,6 +204,23 @@ class S3:
             client.head_bucket(Bucket=bucket)
         except botocore.exceptions.ClientError:
             client.create_bucket(Bucket=bucket)
+
+
+def _boto_session(*, ignore_profile: bool) -> Any:
+    """A boto3 session; with ``ignore_profile`` (dummy credentials for moto) AWS_PROFILE is not even read.
+
+    Raises:
+        InvalidConfig: AWS_PROFILE (or AWS_DEFAULT_PROFILE) names a profile that does not exist.
+    """
+    if ignore_profile:
+        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        return boto3.session.Session(botocore_session=core)
+    try:
+        return boto3.session.Session()  # the stubs' overloads do not take **credentials
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise InvalidConfig(
+            f"{exc}: AWS_PROFILE names no profile in ~/.aws/config or ~/.aws/credentials; fix or unset AWS_PROFILE"
+        ) from None
 
 
 def _walk_files(directory: Path) -> Iterator[Path]:

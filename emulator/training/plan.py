@@ -74,7 +74,12 @@ def plan(
         InvalidSpec: the request does not fit CreateTrainingJob, or asks for what cannot run locally.
     """
     options = options or TrainingOptions()
-    req = with_defaults(load_spec(request))
+    raw = load_spec(request)
+    try:
+        req = with_defaults(raw)
+    except (AttributeError, TypeError):  # a block that is not a mapping: let the model name it
+        validate("CreateTrainingJob", raw)
+        raise InvalidSpec("invalid CreateTrainingJob request: a block is not a mapping; fix the spec") from None
     validate("CreateTrainingJob", req)
     check_supported(req)
     name: str = req["TrainingJobName"]
@@ -140,6 +145,12 @@ def check_supported(req: Mapping[str, Any]) -> None:
         )
     if req["ResourceConfig"]["InstanceCount"] < 1:
         raise InvalidSpec("ResourceConfig.InstanceCount: must be at least 1")
+    runtime = req["StoppingCondition"]["MaxRuntimeInSeconds"]
+    if runtime > constants.MAX_TRAINING_RUNTIME_S:
+        raise InvalidSpec(
+            f"StoppingCondition.MaxRuntimeInSeconds: {runtime} is over the platform's maximum of "
+            f"{constants.MAX_TRAINING_RUNTIME_S} (28 days); give at most that"
+        )
     for ch in req.get("InputDataConfig", []):
         mode = ch.get("InputMode") or algo["TrainingInputMode"]
         if mode == "Pipe":
