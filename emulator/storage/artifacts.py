@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -72,6 +74,15 @@ def repack(streams: Iterable[Iterable[bytes]], target: Path, *, compress: bool =
                 member.name = name
                 member.uid = member.gid = 0
                 member.uname = member.gname = "root"
+                # No setuid/setgid/sticky bits and nothing world-writable in an archive others will extract.
+                member.mode &= ~(stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWOTH)
+                if member.issym() and not _inside(name, member.linkname):
+                    logger.warning(
+                        "artifact %s: dropped the symlink to %s, which points outside the archive",
+                        name,
+                        member.linkname,
+                    )
+                    continue
                 if member.isfile():
                     if name in seen:
                         logger.warning("artifact %s written by more than one host; the last one wins", name)
@@ -81,6 +92,18 @@ def repack(streams: Iterable[Iterable[bytes]], target: Path, *, compress: bool =
                 elif member.isdir() or member.issym():
                     out.addfile(member)
     return count
+
+
+def _inside(name: str, target: str) -> bool:
+    """True when a symlink at ``name`` (relative to the archive root) to ``target`` stays inside the archive.
+
+    >>> _inside("a/b", "../c"), _inside("a/b", "../../etc/shadow"), _inside("a", "/etc/shadow")
+    (True, False, False)
+    """
+    if posixpath.isabs(target):
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+    return resolved != ".." and not resolved.startswith("../")
 
 
 def list_files(stream: Iterable[bytes], path: str) -> list[str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from emulator.errors import InputNotFound, InvalidSpec
+from emulator.storage.locations import OUTPUT_FILE_MODE
 from emulator.storage.s3 import S3, is_s3, join_uri, split_s3
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ class StagedOutput:
     def __init__(self, destination: str, work_dir: Path) -> None:
         self.destination = destination
         fd, name = tempfile.mkstemp(prefix="out-", suffix=".part", dir=work_dir)
+        os.fchmod(fd, OUTPUT_FILE_MODE)  # mkstemp's 0600 would differ from training and processing outputs
         self.path = Path(name)
         self.file: BinaryIO = os.fdopen(fd, "wb", buffering=_BUFFER)
 
