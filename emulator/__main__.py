@@ -2,6 +2,10 @@
 
 import sys
 
-from emulator.cli import main
+try:
+    from emulator.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the modules load: nothing has started yet
+    sys.stderr.write("interrupted\n")
+    sys.exit(130)
 
 sys.exit(main())

@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from emulator import errors
 from emulator.cli import api_server, cleanup, invoke, pipeline, process, s3_server, serve, train, transform
@@ -61,7 +61,7 @@ def plugin_commands() -> list[AddCommand]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (exposed for docs and tests)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m emulator",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A local SageMaker for bring-your-own-container images: training jobs, endpoints, batch "
@@ -69,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         "and response shapes.",
         epilog=EPILOG + "\nrun 'python -m emulator COMMAND --help' for a command's flags and examples",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Subcommands are _Parser too (argparse makes them of the parent's class); typed as the plain parser they are.
+    sub: SubParsers = parser.add_subparsers(  # type: ignore[assignment]
+        dest="command", metavar="COMMAND", required=True
+    )
     for add in COMMANDS:
         add(sub)
     for add in plugin_commands():
@@ -84,8 +87,23 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line naming the problem and the fix (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(errors.EXIT_BAD_INPUT, f"error: {message}; see '{self.prog} --help'\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before a command started (imports, parsing): nothing to clean up
+        print("interrupted", file=sys.stderr)
+        return errors.EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

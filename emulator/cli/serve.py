@@ -45,10 +45,12 @@ def add_command(sub: SubParsers) -> None:
 
 
 def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
-    """Serve until Ctrl-C (exit 0) or until the container exits on its own (exit 1)."""
+    """Serve until Ctrl-C (exit 130, once the endpoint is removed) or until the container exits on its own (exit 1)."""
     if args.startup_timeout is not None:
         options.non_negative("--startup-timeout", args.startup_timeout)
-    ep = options.endpoint_from_flags(args, config, name=args.name, startup_timeout_s=args.startup_timeout)
+    ep = options.endpoint_from_flags(
+        args, config, name=args.name, startup_timeout_s=args.startup_timeout, unique_name=True
+    )
     print(f"endpoint {ep.name}: starting {ep.image}", file=sys.stderr)
     with ep:
         print(
@@ -63,9 +65,11 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
                 f"endpoint {ep.name}: stopping (SIGTERM, then SIGKILL after {config.serving_stop_grace_s:g} s)",
                 file=sys.stderr,
             )
-            return errors.EXIT_OK
+            # Ctrl-C is how a served endpoint ends: the same code as an interrupted job (or start-up), once removed.
+            return errors.EXIT_INTERRUPTED
         print(
-            f"endpoint {ep.name}: the container exited on its own with status {code}; last lines:\n{ep.logs_tail(20)}",
+            f"endpoint {ep.name}: the container exited on its own with status {code}; last lines:\n"
+            + ep.failure_tail(20),
             file=sys.stderr,
         )
         return errors.EXIT_JOB_FAILED

@@ -25,8 +25,8 @@ _live: set[tuple[str, str]] = set()
 _lock = threading.Lock()
 
 
-def claim(kind: str, name: str, *, what: str = "job") -> None:
-    """Take ``name`` for a ``kind`` until :func:`release`.
+def claim(kind: str, name: str, *, noun: str | None = None) -> None:
+    """Take ``name`` for a ``kind`` until :func:`release`; ``noun`` names the kind in the error (``<kind> job``).
 
     Raises:
         InvalidSpec: a live job (or endpoint) of that kind already has the name.
@@ -34,7 +34,7 @@ def claim(kind: str, name: str, *, what: str = "job") -> None:
     with _lock:
         if (kind, name) in _live:
             raise InvalidSpec(
-                f"{kind} {what} {name!r} already exists (it is running in this process); "
+                f"{noun or kind + ' job'} {name!r} already exists (it is running in this process); "
                 "pick another name or wait until it ends"
             )
         _live.add((kind, name))

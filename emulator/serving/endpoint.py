@@ -13,6 +13,7 @@ always removes the container.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import time
@@ -24,12 +25,13 @@ from typing import Any, Self, Unpack
 import requests
 
 from emulator.config import EmulatorConfig
-from emulator.constants import INVOCATION_TIMEOUT_S, MODEL_DIR, OPT_ML, SERVING_PORT
+from emulator.constants import INVOCATION_TIMEOUT_S, LABEL_JOB, LABEL_KIND, MODEL_DIR, OPT_ML, SERVING_PORT
 from emulator.errors import ContainerFailed, DockerUnavailable, EmulatorError, EndpointNotReady, InvalidSpec
 from emulator.runtime import session as _session
 from emulator.runtime.cluster import start_failure
 from emulator.runtime.container import Container, LogSink, StopResult, default_log_sink
 from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
+from emulator.runtime.names import claim, release
 from emulator.runtime.resources import docker_limits
 from emulator.runtime.session import Session
 from emulator.serving.invocations import (
@@ -52,6 +54,12 @@ from emulator.storage.workdirs import make_work_dir
 
 logger = logging.getLogger(__name__)
 
+#: How far back a failure's log tail looks, and the access-log lines of health checks it leaves out.
+_FAILURE_SCAN_LINES = 2000
+_PINGS_LEFT_OUT = "access-log lines of /ping requests left out)"
+_PING_LINE = re.compile(r"\b(GET|HEAD) /ping\b")
+#: Container states that hold an endpoint's name (another endpoint of that name is refused).
+_LIVE_STATES = frozenset({"created", "running", "restarting", "paused"})
 _HINT = "does `serve` listen on 0.0.0.0:8080 and answer GET /ping with 200?"
 _TAIL_LINES = 200
 
@@ -73,6 +81,9 @@ class Endpoint:
         invocation_timeout_s: how long :meth:`invoke` waits for an answer (the platform's 60 s by default).
         max_connections: connections kept open to the container (concurrent callers).
         log_sink: called with (endpoint name, line) for every line the container prints.
+        unique_name: refuse to start while another endpoint of this name lives (in this process, or a running
+            container of any process), as CreateEndpoint does ("already exists"). ``serve`` sets it; the API server
+            checks names itself, and its UpdateEndpoint runs the new container beside the old one under one name.
     """
 
     def __init__(
@@ -95,6 +106,7 @@ class Endpoint:
         s3: S3 | None = None,
         log_sink: LogSink | None = None,
         kind: str = "endpoint",
+        unique_name: bool = False,
     ) -> None:
         self.session, self._owns_session = Session.of(session, config, docker, s3)
         self.config = self.session.config
@@ -115,6 +127,7 @@ class Endpoint:
         self._max_connections = max_connections
         self._hostname = hostname
         self._kind = kind
+        self._unique_name = unique_name
         self._sink = log_sink or (default_log_sink if self.config.stream_logs else _discard)
         self._container: Container | None = None
         self._invoker: Invoker | None = None
@@ -123,6 +136,7 @@ class Endpoint:
         self._closing = threading.Event()
         self._lock = threading.RLock()
         self._released = False
+        self._claimed = False
         self._created = _session.now()
         self._started_at = 0.0
         self._status = "Creating"
@@ -220,6 +234,9 @@ class Endpoint:
         """
         if self._container is not None:
             raise EmulatorError(f"endpoint {self.name} is started already")
+        if self._unique_name:
+            claim(self._name_kind, self.name, noun="endpoint")
+            self._claimed = True
         try:
             self._start()
         except BaseException as exc:
@@ -233,6 +250,8 @@ class Endpoint:
     def _start(self) -> None:
         docker = self.session.docker
         docker.image_info(self.image)  # a missing image fails before anything is created
+        if self._unique_name:
+            self._refuse_running_namesake(docker)
         model_dir = self._prepare_model()
         nano_cpus, mem_limit = self._limits
         spec = ContainerSpec(
@@ -285,6 +304,19 @@ class Endpoint:
         self._wait_ready(self._started_at + self.startup_timeout_s)
         self.ready_after_s = time.monotonic() - self._started_at
         logger.info("endpoint %s is InService at %s (%.2fs after start)", self.name, self.url, self.ready_after_s)
+
+    @property
+    def _name_kind(self) -> str:
+        return f"{self._kind}:endpoint"
+
+    def _refuse_running_namesake(self, docker: DockerSeam) -> None:
+        """Names are unique while an endpoint lives, as on the platform: another process's endpoint counts too."""
+        for c in docker.list_managed(f"{LABEL_JOB}={self.name}"):
+            if c.kind == "container" and c.labels.get(LABEL_KIND) == self._kind and c.state in _LIVE_STATES:
+                raise InvalidSpec(
+                    f"endpoint {self.name!r} already exists (container {c.name} serves it, {c.state}); pick another "
+                    "name (--name) or stop that endpoint first"
+                )
 
     def _watch_exit(self) -> None:
         container = self._container
@@ -342,8 +374,11 @@ class Endpoint:
             return
         if self._container is not None:
             self._container.raise_engine_error()
-        tail = self.logs_tail()
-        last_line = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "(no output)")
+        tail = self.failure_tail()
+        last_line = next(
+            (ln for ln in reversed(tail.splitlines()) if ln.strip() and not ln.endswith(_PINGS_LEFT_OUT)),
+            "(no output)",
+        )
         oom = " (OOMKilled: it hit the instance type's memory limit)" if self.oom_killed else ""
         when = "before passing the /ping health check" if self.ready_after_s is None else "while serving"
         err = EndpointNotReady(
@@ -359,7 +394,7 @@ class Endpoint:
         raise err
 
     def _timeout_error(self, last: str) -> EndpointNotReady:
-        tail = self.logs_tail()
+        tail = self.failure_tail()
         err = EndpointNotReady(
             f"endpoint {self.name} at {self.url} did not pass the /ping health check within "
             f"{self.startup_timeout_s:g}s (last answer: {last}); Hint: {_HINT} If the model loads slowly, raise "
@@ -375,6 +410,22 @@ class Endpoint:
     def logs_tail(self, lines: int = 50) -> str:
         """The last ``lines`` lines the container printed."""
         return self._container.logs_tail(lines) if self._container is not None else ""
+
+    def failure_tail(self, lines: int = 50) -> str:
+        """The last ``lines`` lines, without the access-log lines of /ping requests.
+
+        A model that fails to load makes the server answer ``GET /ping`` with 503 many times a second; those lines
+        would push the load error itself out of the tail (and out of the message's "last log line").
+        """
+        kept: list[str] = []
+        pings = 0
+        for line in self.logs_tail(_FAILURE_SCAN_LINES).splitlines():
+            if _PING_LINE.search(line):
+                pings += 1
+            else:
+                kept.append(line)
+        tail = "\n".join(kept[-lines:])
+        return tail + (f"\n({pings} {_PINGS_LEFT_OUT}" if pings else "")
 
     def _log_hint(self) -> str:
         cid = self._container.id[:12] if self._container is not None and self._container.created else "?"
@@ -510,6 +561,8 @@ class Endpoint:
             if self._released:
                 return False
             self._released = True
+        if self._claimed:
+            release(self._name_kind, self.name)
         failure: DockerUnavailable | None = None
         try:
             if self._invoker is not None:
