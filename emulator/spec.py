@@ -26,6 +26,8 @@ from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Sh
 from emulator.errors import InvalidSpec
 
 _MAX_ERRORS = 20
+#: An enum longer than this is not listed in full (instance types: hundreds).
+_MAX_CHOICES = 12
 
 
 def load_spec(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
@@ -147,7 +149,10 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
         if choices and value not in choices:
             hint = difflib.get_close_matches(value, choices, n=1)
             dym = f" (did you mean {hint[0]!r}?)" if hint else ""
-            errors.append(f"{where}: {value!r} is not one of {', '.join(choices)}{dym}")
+            allowed = (
+                ", ".join(choices) if len(choices) <= _MAX_CHOICES else f"{len(choices)} values ({choices[0]}, ...)"
+            )
+            errors.append(f"{where}: {value!r} is not one of {allowed}{dym}")
             return
         if is_s3_location_shape(shape) and not value.startswith(("s3://", "https://")):
             return  # a local path: checked when the job resolves it

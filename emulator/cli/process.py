@@ -114,7 +114,14 @@ def processing_request(args: argparse.Namespace) -> dict[str, Any]:
 
 def _entrypoint(values: list[str]) -> list[str]:
     # One value with spaces is a shell-like command line; several values are the list itself.
-    return shlex.split(values[0]) if len(values) == 1 else list(values)
+    if len(values) != 1:
+        return list(values)
+    try:
+        return shlex.split(values[0])
+    except ValueError as exc:  # e.g. an unclosed quote
+        raise errors.InvalidSpec(
+            f"--entrypoint {values[0]!r}: {exc}; quote it as a shell would, or repeat --entrypoint for each item"
+        ) from None
 
 
 def _merge(items: list[dict[str, Any]], key: str, new: list[dict[str, Any]]) -> None:
