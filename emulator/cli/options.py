@@ -8,6 +8,7 @@ that handler with the parsed flags and the :class:`~emulator.config.EmulatorConf
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from collections.abc import Callable
@@ -96,6 +97,24 @@ def add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--json", action="store_true", help="print the Describe* result as JSON on stdout")
     g.add_argument("-q", "--quiet", action="store_true", help="do not stream container logs")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def request_from(
+    spec: str | None, operation: str, with_flags: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """The ``operation`` request that the ``--spec`` file (if any) plus the short flags (``with_flags``) describe.
+
+    A spec whose blocks are not the shapes the flags merge into (a string where a mapping belongs) is refused with
+    the model's own words, not a TypeError.
+    """
+    from emulator.spec import load_spec, validate
+
+    raw: dict[str, Any] = load_spec(spec) if spec else {}
+    try:
+        return with_flags(copy.deepcopy(raw))
+    except (AttributeError, TypeError, KeyError):
+        validate(operation, raw)  # names the block that does not fit
+        raise errors.InvalidSpec(f"--spec {spec}: a block does not fit {operation}; fix the spec") from None
 
 
 # -- the model flags (serve, invoke, transform) -----------------------------------------------------------

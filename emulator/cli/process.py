@@ -77,9 +77,10 @@ LocalPath must start with /opt/ml/processing/ (default: /opt/ml/processing/input
 
 def processing_request(args: argparse.Namespace) -> dict[str, Any]:
     """The CreateProcessingJob request that a spec file plus short flags describe."""
-    from emulator.spec import load_spec
+    return options.request_from(args.spec, "CreateProcessingJob", lambda req: _with_flags(req, args))
 
-    req: dict[str, Any] = load_spec(args.spec) if args.spec else {}
+
+def _with_flags(req: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     app = req.setdefault("AppSpecification", {})
     if args.image:
         app["ImageUri"] = args.image

@@ -52,9 +52,10 @@ strings in /opt/ml/input/config/hyperparameters.json, exactly as on SageMaker.
 
 def training_request(args: argparse.Namespace) -> dict[str, Any]:
     """The CreateTrainingJob request that a spec file plus short flags describe."""
-    from emulator.spec import load_spec
+    return options.request_from(args.spec, "CreateTrainingJob", lambda req: _with_flags(req, args))
 
-    req: dict[str, Any] = load_spec(args.spec) if args.spec else {}
+
+def _with_flags(req: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     algo = req.setdefault("AlgorithmSpecification", {})
     if args.image:
         algo["TrainingImage"] = args.image

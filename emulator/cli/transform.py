@@ -48,9 +48,10 @@ def add_command(sub: SubParsers) -> None:
 
 def transform_request(args: argparse.Namespace) -> dict[str, Any]:
     """The CreateTransformJob request a spec file plus short flags describe."""
-    from emulator.spec import load_spec
+    return options.request_from(args.spec, "CreateTransformJob", lambda req: _with_flags(req, args))
 
-    req: dict[str, Any] = load_spec(args.spec) if args.spec else {}
+
+def _with_flags(req: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     tin = req.setdefault("TransformInput", {})
     tout = req.setdefault("TransformOutput", {})
     if args.input:

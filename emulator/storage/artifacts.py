@@ -151,13 +151,17 @@ def extract_model(source: str, dest: Path, s3: S3 | None = None) -> Path:
 
 
 def _extract_tar(archive: Path, dest: Path, shown: str) -> Path:
+    made = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:*") as tf:
             tf.extractall(dest, filter="data")
     except (tarfile.TarError, OSError) as exc:
+        if made:
+            shutil.rmtree(dest, ignore_errors=True)
+        reason = " ".join(str(exc).split())[:200]  # tarfile's ReadError lists every method on its own line
         raise InvalidSpec(
-            f"model {shown!r} is not a readable .tar.gz ({exc}); pass the archive a training job wrote"
+            f"model {shown!r} is not a readable .tar.gz ({reason}); pass the archive a training job wrote"
         ) from None
     return dest
 
