@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from emulator.config import EmulatorConfig
 from emulator.errors import (
@@ -22,13 +24,34 @@ from emulator.errors import (
     ModelError,
     ValidationError,
 )
-from emulator.pipelines import PipelineExecution
-from emulator.processing import ProcessingJob
-from emulator.serving import Endpoint
-from emulator.training import TrainingJob
-from emulator.transform import TransformJob
+
+if TYPE_CHECKING:
+    from emulator.pipelines import PipelineExecution
+    from emulator.processing import ProcessingJob
+    from emulator.serving import Endpoint
+    from emulator.training import TrainingJob
+    from emulator.transform import TransformJob
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+#: The job kinds, imported on first use (PEP 562): ``python -m emulator`` imports this package before the CLI, and
+#: botocore, docker and moto take most of a second to load; a Ctrl-C then must reach the CLI's own handler.
+_LAZY = {
+    "PipelineExecution": "emulator.pipelines",
+    "ProcessingJob": "emulator.processing",
+    "Endpoint": "emulator.serving",
+    "TrainingJob": "emulator.training",
+    "TransformJob": "emulator.transform",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'emulator' has no attribute {name!r}")
+
 
 __all__ = [
     "ContainerFailed",
