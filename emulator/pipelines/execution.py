@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.config import EmulatorConfig
-from emulator.errors import EmulatorError, InputNotFound, Interrupted, InvalidSpec
+from emulator.errors import DockerUnavailable, EmulatorError, InputNotFound, Interrupted, InvalidSpec
 from emulator.pipelines.definition import OPERATIONS, SUPPORTED_STEP_TYPES, Parameter, PipelineDefinition, StepDef
 from emulator.pipelines.expressions import Scope, conform, resolve, to_text
 from emulator.pipelines.steps import (
@@ -150,6 +150,8 @@ class PipelineExecution(BackgroundJob):
         super().__init__()
         #: Called with each step's job before it starts (the API server answers Describe* for step jobs).
         self._on_job = on_job
+        #: The first engine fault a step met: the execution is Failed, and wait() re-raises it (exit 3).
+        self._engine_error: DockerUnavailable | None = None
         self.definition = (
             definition if isinstance(definition, PipelineDefinition) else PipelineDefinition.load(definition, name=name)
         )
@@ -213,6 +215,8 @@ class PipelineExecution(BackgroundJob):
                     worker.join()
                 raise
             self._finish()
+            if self._engine_error is not None:
+                raise self._engine_error
         finally:
             if self._own_session:
                 self._session.close()
@@ -312,6 +316,8 @@ class PipelineExecution(BackgroundJob):
         except EmulatorError as exc:
             if self.stop_requested:  # whatever the stop cut short is not the step's error
                 return StepOutcome({}, "Stopped", f"{_STOPPED} ({exc})")
+            if isinstance(exc, DockerUnavailable):
+                self._engine_error = self._engine_error or exc  # the execution ends Failed, then raises it (exit 3)
             return StepOutcome({}, "Failed", str(exc))
         except Exception as exc:  # a bug, not the user's error: keep the traceback in the log
             logger.exception("step %s: unexpected error", name)

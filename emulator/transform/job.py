@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -48,6 +47,7 @@ from emulator.serving.invocations import RawResponse, model_error
 from emulator.spec import load_spec, validate
 from emulator.storage.locations import check_output, check_readable
 from emulator.storage.s3 import S3, is_s3
+from emulator.storage.workdirs import make_work_dir
 from emulator.transform import dataprocessing as _dataprocessing
 from emulator.transform import records as _records
 from emulator.transform.objects import InputObject, StagedOutput, list_inputs, open_object, output_location
@@ -239,7 +239,7 @@ class TransformJob(UniqueNameJob, BackgroundJob):
             InputNotFound: there is no input object.
             EndpointNotReady, ContainerFailed: the model's container did not start.
         """
-        work = Path(tempfile.mkdtemp(prefix="sm-emulator-transform-", dir=self.config.work_dir))
+        work = make_work_dir("transform", self.config.work_dir)
         self._update(TransformStartTime=_session.now())
         try:
             self._transform(work)
