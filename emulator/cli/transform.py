@@ -87,6 +87,8 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
         model = load_spec(args.model_spec)
         models = {model.get("ModelName", "model"): model}
     req = transform_request(args)
+    if args.env:  # CreateTransformJob's Environment: the container's variables (it was accepted and dropped)
+        req["Environment"] = {**(req.get("Environment") or {}), **dict(args.env)}
     if models and "ModelName" not in req:
         req["ModelName"] = next(iter(models))
     if not (args.image or models or req.get("ModelName")):

@@ -8,6 +8,7 @@ this process so that a transform job can name them. :mod:`emulator.serving` re-e
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from emulator.spec import load_spec, validate
 
 ModelSource = str | os.PathLike[str] | Mapping[str, Any] | None
 """A model.tar.gz or model dir (local or s3://), a ModelDataSource dict, or a DescribeTrainingJob result."""
+_ENV_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 #: CreateModel allows at most 32 KB of environment across a model's containers.
 _MAX_ENV_BYTES = 32 * 1024
 
@@ -148,6 +150,11 @@ def check_env(env: Mapping[str, Any], where: str) -> None:
     bad = [k for k, v in env.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:
         raise InvalidSpec(f"{where}: values must be strings, not {', '.join(map(repr, bad[:5]))}; quote them")
+    names = [k for k in env if not _ENV_NAME.fullmatch(k)]
+    if names:
+        raise InvalidSpec(
+            f"{where}: {names[0]!r} is not a variable name (letters, digits, '_'; not starting with a digit); rename it"
+        )
     size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
     if size > _MAX_ENV_BYTES:
         raise InvalidSpec(

@@ -32,6 +32,7 @@ from emulator.constants import (
     DEFAULT_INVOCATIONS_TIMEOUT_S,
     MAX_CONCURRENT_PAYLOAD_MB,
     MAX_FAILURE_REASON_CHARS,
+    MAX_PAYLOAD_IN_MB,
     MULTI_RECORD,
 )
 from emulator.errors import ContainerFailed, EmulatorError, InvalidSpec, ModelError
@@ -188,6 +189,8 @@ class TransformJob(UniqueNameJob, BackgroundJob):
     def _check_supported(self) -> None:
         req = self.request
         mct, mpm = req.get("MaxConcurrentTransforms") or 0, req.get("MaxPayloadInMB")
+        if mpm is not None and mpm > MAX_PAYLOAD_IN_MB:
+            raise InvalidSpec(f"MaxPayloadInMB {mpm} is over the platform's {MAX_PAYLOAD_IN_MB}; send at most that")
         if mct and mpm and mct * mpm > MAX_CONCURRENT_PAYLOAD_MB:
             raise InvalidSpec(
                 f"MaxConcurrentTransforms x MaxPayloadInMB = {mct} x {mpm} = {mct * mpm}, over "

@@ -244,6 +244,9 @@ CLI_CASES: dict[str, Cli] = {
         [*TRANSFORM, "--input", "secret"], "not readable", setup=lambda m: _deny(m, "secret")
     ),
     "transform-max-concurrent-negative": Cli([*TRANSFORM, "--max-concurrent", "-1"], "MaxConcurrentTransforms"),
+    "transform-max-payload-over-100": Cli([*TRANSFORM, "--max-payload", "200"], "MaxPayloadInMB 200"),
+    "transform-env-name-with-space": Cli([*TRANSFORM, "--env", "A B=1"], "'A B' does not match the pattern"),
+    "serve-env-name-with-space": Cli(["serve", "--image", IMAGE, "--env", "A B=1"], "'A B' is not a variable name"),
     "transform-model-json-broken": Cli([*TRANSFORM, "--model-data", "model.json"], "not valid JSON"),
     # serve and invoke
     "serve-no-image": Cli(["serve", "-q"], "no serving image"),
