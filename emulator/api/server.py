@@ -95,7 +95,7 @@ class ApiServer:
             client.create_bucket(Bucket=DEFAULT_BUCKET)
         self._load_s3()
         self.backend.restore()
-        logger.info("API server on %s", self.url)
+        logger.debug("API server on %s", self.url)
         return self
 
     def stop(self) -> None:
