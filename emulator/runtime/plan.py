@@ -76,6 +76,8 @@ class JobPlan:
     exports: tuple[Export, ...] = ()
     #: Files read from every host after it exited (the failure file, the exit message).
     reads: tuple[str, ...] = ()
+    #: Files read from every host only when the job did not succeed (the failure file: one archive call saved).
+    failure_reads: tuple[str, ...] = ()
     private_network: bool = False
     internal_network: bool = False
     #: What the container runs, for the message when Docker cannot start it.

@@ -159,7 +159,8 @@ class PlanRunner:
             where = self._export(cluster, export, work / f"export-{j}", storage)
             if where is not None:
                 result.exported[export.name] = where
-        result.files = [{path: read_file(cluster.archive(i, path)) for path in plan.reads} for i in range(n)]
+        paths = plan.reads if outcome.succeeded else (*plan.reads, *plan.failure_reads)
+        result.files = [{path: read_file(cluster.archive(i, path)) for path in paths} for i in range(n)]
         return result
 
     def _export(self, cluster: Cluster, export: Export, staging: Path, storage: Storage) -> str | None:

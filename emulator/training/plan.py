@@ -123,7 +123,7 @@ def plan(
         # Existing checkpoints are copied in at job start, like the platform does.
         seeds=(Seed(cc["S3Uri"], checkpoint_dir),) if cc else (),
         exports=tuple(exports),
-        reads=(constants.FAILURE_FILE,),
+        failure_reads=(constants.FAILURE_FILE,),
         private_network=len(hosts) > 1,
         internal_network=bool(req.get("EnableNetworkIsolation")),
         command=tuple(entrypoint or command),

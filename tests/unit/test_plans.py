@@ -64,7 +64,8 @@ def test_training_plan_exports_model_and_output_under_the_job_name() -> None:
         "model": ("/opt/ml/model", "s3://bucket/out/plan-job/output/model.tar.gz", "tar.gz", True),
         "output": ("/opt/ml/output/data", "s3://bucket/out/plan-job/output/output.tar.gz", "tar.gz", False),
     }
-    assert plan.reads == (constants.FAILURE_FILE,)
+    assert plan.reads == ()
+    assert plan.failure_reads == (constants.FAILURE_FILE,)  # read only when the job did not succeed
 
 
 def test_training_plan_uncompressed_output_and_checkpoints() -> None:
