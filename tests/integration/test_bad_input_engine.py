@@ -167,6 +167,8 @@ def test_ctrl_c_while_the_cli_loads_is_130_without_a_traceback(
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert "Traceback" not in err, (delay, err)
-        assert proc.returncode in (130, 0), (delay, proc.returncode, err)  # 0: cleanup was done already
+        # 0: cleanup was done already; -SIGINT: the interpreter itself ended on the signal (CPython exits by SIGINT
+        # when a KeyboardInterrupt lands in its own start-up or finalization, which no package code can catch).
+        assert proc.returncode in (130, 0, -signal.SIGINT), (delay, proc.returncode, err)
         if proc.returncode == 130:
             assert err.strip().startswith("interrupted"), err
