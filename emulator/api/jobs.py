@@ -50,12 +50,7 @@ class JobOperations(Registry):
         return self._create_job("TrainingJob", p)
 
     def describe_training_job(self, p: dict[str, Any]) -> dict[str, Any]:
-        description = self._describe("TrainingJob", p["TrainingJobName"])
-        output = description.get("OutputDataConfig")
-        if isinstance(output, dict) and "KmsKeyId" not in output:
-            # The platform answers KmsKeyId "" when the request gave none; the SDK's Estimator.attach reads it.
-            description = {**description, "OutputDataConfig": {"KmsKeyId": "", **output}}
-        return description
+        return self._describe("TrainingJob", p["TrainingJobName"])
 
     def stop_training_job(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._stop_job("TrainingJob", p["TrainingJobName"])

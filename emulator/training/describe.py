@@ -24,7 +24,8 @@ def initial(plan: JobPlan, created: datetime) -> dict[str, Any]:
         "HyperParameters": req.get("HyperParameters") or {},
         "AlgorithmSpecification": req["AlgorithmSpecification"],
         "RoleArn": req["RoleArn"],
-        "OutputDataConfig": req["OutputDataConfig"],
+        # The platform answers KmsKeyId "" when the request gave none (the SDK's Estimator.attach reads it).
+        "OutputDataConfig": {"KmsKeyId": "", **req["OutputDataConfig"]},
         "ResourceConfig": req["ResourceConfig"],
         "StoppingCondition": req["StoppingCondition"],
         "CreationTime": created,
