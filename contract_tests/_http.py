@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from contract_tests._report import body_preview, http_request
+from contract_tests.config import media_type
 from emulator.constants import INVOCATIONS_PATH, MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from emulator import Endpoint
+
+__all__ = ["Answer", "lines", "media_type", "payload_of_size", "post"]
 
 
 @dataclass
@@ -82,11 +85,6 @@ def post(ep: Endpoint, body: bytes, headers: Mapping[str, str], timeout_s: float
     finally:
         raw.close()
     return answer
-
-
-def media_type(content_type: str | None) -> str:
-    """``text/csv; charset=utf-8`` -> ``text/csv``."""
-    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def lines(body: bytes) -> list[str]:

@@ -37,6 +37,11 @@ class ContractConfigError(ValueError):
     """Raised when a contract config file is missing, not YAML, or does not fit the schema."""
 
 
+def media_type(content_type: str | None) -> str:
+    """``text/csv; charset=utf-8`` -> ``text/csv``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 # -- the schema -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Capabilities:
@@ -128,6 +133,25 @@ class Serving:
     environment: dict[str, Str] = field(default_factory=dict)
     #: A model.tar.gz or model directory to serve; default: the model the training checks produced.
     model: str | None = None
+    #: The Content-Types the image accepts (``text/*`` and ``*/*`` match many); default: those of ``requests``.
+    #: s41 sends only types outside this list and expects a 4xx (415).
+    accepted_content_types: list[str] | None = None
+
+    def accepted_media_types(self) -> list[str]:
+        """The media types the image accepts: ``accepted_content_types``, else those of the sample requests."""
+        types_ = self.accepted_content_types
+        if types_ is None:
+            types_ = [r.content_type for r in self.requests]
+        return list(dict.fromkeys(media_type(t) for t in types_))
+
+    def accepts(self, content_type: str) -> bool:
+        """Whether the image accepts ``content_type`` (parameters ignored; ``text/*`` and ``*/*`` are wildcards)."""
+        kind, _, sub = media_type(content_type).partition("/")
+        for accepted in self.accepted_media_types():
+            a_kind, _, a_sub = accepted.partition("/")
+            if a_kind in ("*", kind) and a_sub in ("*", sub):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -237,8 +261,58 @@ def load_config(path: str | Path | None) -> ContractConfig:
 
 def from_mapping(raw: Any, *, source: Path = DEFAULT_CONFIG) -> ContractConfig:
     """Validate an already-parsed mapping (paths are not checked; :func:`load_config` does that)."""
+    _reject_placeholders(raw)
     config: ContractConfig = _convert(raw, ContractConfig, "")
     return dataclasses.replace(config, source=source)
+
+
+#: What the init-contract starter holds where only the user knows the value: ``<FILL IN: what goes here>``.
+PLACEHOLDER = re.compile(r"<FILL IN: ([^<>]*)>")
+#: The capability each section of the config serves (a placeholder in an unclaimed section may be deleted).
+_SECTION_CAPABILITY = {
+    "training": "training",
+    "serving": "serving",
+    "batch": "batch_transform",
+    "processing": "processing",
+}
+
+
+def _find_placeholder(value: Any, where: str) -> tuple[str, str, bool] | None:
+    """The first placeholder in ``value``: (field, what goes there, whether it is a mapping's key)."""
+    if isinstance(value, str):
+        match = PLACEHOLDER.search(value)
+        return (where, match.group(1).strip(), False) if match else None
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            match = PLACEHOLDER.search(k) if isinstance(k, str) else None
+            if match:
+                return (where, match.group(1).strip(), True)
+            items.append((_join(where, str(k)), v))
+    elif isinstance(value, list):
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    for item_where, item in items:
+        found = _find_placeholder(item, item_where)
+        if found is not None:
+            return found
+    return None
+
+
+def _reject_placeholders(raw: Any) -> None:
+    """Fail on the first ``<FILL IN: ...>`` the starter left: it is no value the suite could run with."""
+    found = _find_placeholder(raw, "")
+    if found is None:
+        return
+    where, what, is_key = found
+    message = f"{'a key is' if is_key else 'still'} the init-contract starter's placeholder: replace it with {what}"
+    section = where.split(".", 1)[0].split("[", 1)[0]
+    capability = _SECTION_CAPABILITY.get(section)
+    claims = raw.get("capabilities") if isinstance(raw, Mapping) else None
+    if capability is not None:
+        claimed = claims.get(capability) if isinstance(claims, Mapping) else None
+        if claimed is False or (claimed is None and not getattr(Capabilities(), capability)):
+            message += f" (or delete the {section!r} section: capabilities.{capability} is false)"
+    _fail(where, message)
 
 
 def _fail(where: str, message: str) -> typing.NoReturn:
@@ -358,6 +432,9 @@ def _convert_dataclass(value: Any, cls: type[Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+_MEDIA_TYPE = re.compile(r"[a-z0-9*][\w.+*-]*/[a-z0-9*][\w.+*-]*")
+
+
 def _check_semantics(config: ContractConfig) -> None:
     """What the types cannot say: files exist, paths are where SageMaker allows them, regexes compile."""
 
@@ -401,6 +478,17 @@ def _check_semantics(config: ContractConfig) -> None:
         _fail("serving.malformed_request", "the image claims serving: give a request that must get a 4xx")
     if sv.model is not None:
         exists(sv.model, "serving.model")
+    for i, accepted in enumerate(sv.accepted_content_types or []):
+        if not _MEDIA_TYPE.fullmatch(media_type(accepted)):
+            _fail(f"serving.accepted_content_types[{i}]", f"expected a media type like 'text/csv', got {accepted!r}")
+    if sv.accepted_content_types is not None:
+        for where, r in requests[: len(sv.requests)]:
+            if not sv.accepts(r.content_type):
+                _fail(
+                    f"{where}.content_type",
+                    f"{r.content_type!r} is not in serving.accepted_content_types {sv.accepted_content_types}: "
+                    "add it there (s41 sends only types the image does not accept)",
+                )
     if config.batch.records_file is not None:
         exists(config.batch.records_file, "batch.records_file")
     if caps.batch_transform and not config.batch_records():
@@ -427,6 +515,7 @@ def _check_semantics(config: ContractConfig) -> None:
 _STARTER = """\
 # SageMaker contract suite config (run: pytest --image IMAGE --contract-config THIS_FILE).
 # Paths are relative to this file. Docs: docs/contract-suite.md in the sagemaker-emulator project.
+# Replace every "<FILL IN: ...>" with your image's value: the suite refuses to start while one is left.
 
 # What the image claims. Checks for capabilities set to false are skipped, with the reason.
 capabilities:
@@ -438,11 +527,11 @@ capabilities:
   network_isolation: true  # works with no network (no S3, no credentials)
 
 training:
-  channels:                # /opt/ml/input/data/<name>/; a file or a directory
-    train: data/train.csv
+  channels:                # a file F arrives as /opt/ml/input/data/<name>/F; a directory's files in that dir
+    train: "<FILL IN: a small file or directory of training data, relative to this file, e.g. data/train.csv>"
     # validation: {path: data/validation.csv, content_type: text/csv}
   hyperparameters:         # passed as strings, as SageMaker does
-    epochs: "2"
+    "<FILL IN: a hyperparameter your image reads, or write hyperparameters: {}>": "<FILL IN: its value, quoted>"
   environment: {}
   instance_type: ml.m5.large
   max_runtime_s: 900       # StoppingCondition.MaxRuntimeInSeconds of every training job
@@ -450,7 +539,8 @@ training:
     channels: {}           # e.g. no 'train' channel
   sigterm:                 # the job that is stopped with SIGTERM while it runs (t11, t12)
     # channels: {train: {path: data/train.csv, repeat: 1000}}   # more data: a slower job
-    after_log: "epoch 1"   # SIGTERM when a log line matches this regex (the model can be saved by then)
+    # SIGTERM when a log line matches this regex (the model can be saved by then):
+    after_log: "<FILL IN: a regex for a line train logs once a model could be saved, e.g. epoch 1>"
     # after_seconds: 5     # ... or this long after the job was submitted
 
 serving:
@@ -459,30 +549,32 @@ serving:
   requests:                # each must get a 2xx answer of the expected shape (s21)
     - content_type: text/csv
       accept: text/csv
-      body: "1.0,2.0,3.0\\n4.0,5.0,6.0\\n"    # or body_file: data/request.csv
+      body: "<FILL IN: a body your image answers with 2xx, e.g. two CSV rows of its features>"  # or body_file
       expect:
         content_type: text/csv
         lines: rows        # one output line per input row (or a number, or null)
         columns: null      # fields per output line (or null)
   malformed_request:       # must get a 4xx, and the server must keep serving (s23)
     content_type: text/csv
-    body: "not,a,number\\n"
+    body: "<FILL IN: a body of that Content-Type your image must refuse with 4xx, e.g. a row missing a feature>"
+  # accepted_content_types: [text/csv]   # every type the image accepts (default: those of requests); s41
+  #                                      # sends another one and expects 415
 
 batch:                     # records for the batch checks (b33): one record per line
   content_type: text/csv
   accept: text/csv
-  records_file: data/batch.csv
+  records_file: "<FILL IN: a file of records, one per line, relative to this file, e.g. data/batch.csv>"
   deterministic: true      # a record alone and in a mini-batch gets the same answer
 
-processing:                # ContainerEntrypoint/ContainerArguments, inputs and outputs (p35-p38)
-  entrypoint: ["python3", "/opt/program/process.py"]
-  arguments: []
-  inputs:
-    - {name: raw, source: data/raw.csv, local_path: /opt/ml/processing/input/raw}
-  outputs:
-    - {name: out, local_path: /opt/ml/processing/output, expect_files: []}
-  failing:                 # a job that must exit non-zero (p35)
-    inputs: []
+# processing:              # uncomment with capabilities.processing: true (p35-p38)
+#   entrypoint: ["<FILL IN: the ContainerEntrypoint, e.g. python3>", "<FILL IN: e.g. /opt/program/process.py>"]
+#   arguments: []
+#   inputs:                # a file F arrives as <local_path>/F
+#     - {name: raw, source: "<FILL IN: an input file or dir>", local_path: /opt/ml/processing/input/raw}
+#   outputs:
+#     - {name: out, local_path: /opt/ml/processing/output/out, expect_files: []}
+#   failing:               # a job that must exit non-zero (p35)
+#     inputs: []
 """
 
 
