@@ -37,6 +37,10 @@ PING_TIMEOUT_S = 2.0
 #: DescribeTrainingJob.FailureReason and DescribeProcessingJob.ExitMessage hold at most 1024 characters.
 MAX_FAILURE_REASON_CHARS = 1024
 MAX_EXIT_MESSAGE_BYTES = 1024
+#: AlgorithmSpecification.MetricDefinitions: at most 40 entries, each Name 1-255 and Regex 1-500 characters.
+MAX_METRIC_DEFINITIONS = 40
+MAX_METRIC_NAME_CHARS = 255
+MAX_METRIC_REGEX_CHARS = 500
 
 #: What a local run defaults to where the API requires a value.
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
@@ -84,6 +88,8 @@ DEFAULT_MAX_PAYLOAD_IN_MB = 6
 MAX_PAYLOAD_IN_MB = 100
 #: Limit of MaxConcurrentTransforms x MaxPayloadInMB.
 MAX_CONCURRENT_PAYLOAD_MB = 100
+#: ModelClientConfig.InvocationsTimeoutInSeconds is at most 3600 (batch transform).
+MAX_INVOCATIONS_TIMEOUT_S = 3600
 #: ModelClientConfig's defaults: InvocationsTimeoutInSeconds and InvocationsMaxRetries.
 DEFAULT_INVOCATIONS_TIMEOUT_S = 600
 DEFAULT_INVOCATIONS_MAX_RETRIES = 3
