@@ -216,6 +216,8 @@ class DataProcessor:
         self._in = _JsonPath(spec.get("InputFilter") or "$", "InputFilter")
         self._out = _JsonPath(spec.get("OutputFilter") or "$", "OutputFilter")
         self.active = self.join or not (self._in.identity and self._out.identity)
+        #: The input is read record by record (InputFilter, or JoinSource=Input keeps the originals).
+        self.per_record = self.join or not self._in.identity
         self._in_fmt = _format_of(content_type)
         self._out_fmt = _format_of(accept or content_type)
         if self.active:

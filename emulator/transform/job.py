@@ -465,6 +465,10 @@ class _Runner:
             yield 1, 0, (), lambda: self._streamed_body(obj)  # MaxPayloadInMB=0: one chunked request
             return
         with open_object(obj, self.ti.get("CompressionType"), self.job._s3) as stream:
+            if self.split == "Line" and not self.dp.per_record:  # cut in blocks: no Python step per record
+                for b in _records.iter_line_batches(stream, self.s.strategy, self.limit, source=obj.relative):
+                    yield b.first_record, b.count, (), b.payload
+                return
             cap = self.limit if self.split == "None" and self.limit else _records.MAX_RECORD_BYTES
             records = _records.iter_records(stream, self.split, source=obj.relative, max_record_bytes=cap)
             for b in _records.iter_batches(
@@ -482,6 +486,9 @@ class _Runner:
         with open_object(obj, self.ti.get("CompressionType"), self.job._s3) as stream:
             if self.split == "None":
                 yield from _records.iter_chunks(stream, source=obj.relative)
+                return
+            if self.split == "Line" and not self.dp.per_record:
+                yield from _records.iter_line_blocks(stream, source=obj.relative)
                 return
             records: Iterable[bytes] = _records.iter_records(stream, self.split, source=obj.relative)
             if self.dp.active:

@@ -12,6 +12,8 @@ Public API:
 * ``payload_limit(max_payload_in_mb)`` is the byte limit (``None`` = unlimited) for a MaxPayloadInMB.
 * ``iter_batches(records, strategy, max_payload_bytes, split_type)`` packs records into request ``Batch``es.
 * ``iter_payload(records, split_type)`` is one unlimited MultiRecord body as a stream of chunks.
+* ``iter_line_blocks(stream)`` and ``iter_line_batches(stream, strategy, max_payload_bytes)`` are the Line
+  payloads and batches cut from blocks (no Python step per record), for input no DataProcessing filter reads.
 * ``Assembler(out, assemble_with)`` writes an output object like ``TransformOutput.AssembleWith``.
 * ``DataProcessing`` (InputFilter, JoinSource, OutputFilter) is in :mod:`emulator.transform.dataprocessing`.
 * Errors: ``RecordError`` and its subclasses (all ``ValueError``).
@@ -204,10 +206,7 @@ def _iter_lines(stream: BinaryIO, name: str, cap: int) -> Iterator[bytes]:
         elif line.endswith(b"\n"):
             line = line[:-1]
         if len(line) > cap:
-            raise RecordTooLarge(
-                f"line {lineno} of {name} is longer than {cap} bytes, the largest record the emulator holds; "
-                "split the line, or use SplitType=None with MaxPayloadInMB=0 to stream the object"
-            )
+            raise _line_too_long(lineno, name, cap)
         if line:
             yield line
 
@@ -386,6 +385,151 @@ def iter_payload(records: Iterable[bytes], split_type: str, chunk_size: int = CH
             parts, size = [], 0
     if parts:
         yield b"".join(parts)
+
+
+# ---- Line splitting in blocks ----------------------------------------------------------------------------
+# When no DataProcessing filter needs each record, Line input is cut into payloads a block at a time: the
+# bytes are searched and copied by C code (bytes.find/rfind/replace/count), never a Python step per record.
+
+
+def iter_line_blocks(
+    stream: BinaryIO,
+    *,
+    source: str | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    chunk_size: int = CHUNK_SIZE,
+) -> Iterator[bytes]:
+    """The Line records of a stream as blocks of whole records, each record ended by ``\\n``.
+
+    The blocks joined are exactly ``iter_payload(iter_records(stream, "Line"), "Line")``: CRLF goes out as
+    LF, empty lines are dropped, a last line without a newline gets one. Each block holds about ``chunk_size``
+    bytes (more when a line is longer).
+
+    Raises:
+        RecordTooLarge: a line is longer than ``max_record_bytes``.
+        MalformedRecord: a broken gzip stream.
+    """
+    name = source or _stream_name(stream)
+    return _guarded(_line_blocks(stream, name, max_record_bytes, max(1, min(chunk_size, max_record_bytes))), name)
+
+
+def _line_blocks(stream: BinaryIO, name: str, cap: int, chunk_size: int) -> Iterator[bytes]:
+    parts: list[bytes] = []  # the line begun in earlier chunks and not ended yet
+    pending = 0
+    lines = 0  # lines ended so far, empty ones included (for the error message)
+    while chunk := stream.read(chunk_size):
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            parts.append(chunk)
+            pending += len(chunk)
+            if pending > cap + 1:  # even with a "\r" to drop, the line is over the cap
+                raise _line_too_long(lines + 1, name, cap)
+            continue
+        if parts:
+            first = chunk.find(b"\n")
+            last = chunk[first - 1 : first] if first else parts[-1][-1:]
+            if pending + first - (last == b"\r") > cap:
+                raise _line_too_long(lines + 1, name, cap)
+            block = b"".join([*parts, chunk[: end + 1]])
+        else:
+            block = chunk if end == len(chunk) - 1 else chunk[: end + 1]
+        rest = chunk[end + 1 :]
+        parts, pending = ([rest], len(rest)) if rest else ([], 0)
+        lines += block.count(b"\n")
+        if block := _normalized(block):
+            yield block
+    if parts:
+        tail = b"".join(parts)
+        if len(tail) > cap:
+            raise _line_too_long(lines + 1, name, cap)
+        yield tail + b"\n"
+
+
+def _normalized(block: bytes) -> bytes:
+    """Whole lines (``block`` starts a line and ends with ``\\n``) with CRLF as LF and no empty line."""
+    if b"\r\n" in block:
+        block = block.replace(b"\r\n", b"\n")
+    while b"\n\n" in block:  # each pass halves a run of empty lines
+        block = block.replace(b"\n\n", b"\n")
+    return block[1:] if block.startswith(b"\n") else block
+
+
+def _line_too_long(lineno: int, name: str, cap: int) -> RecordTooLarge:
+    return RecordTooLarge(
+        f"line {lineno} of {name} is longer than {cap} bytes, the largest record the emulator holds; "
+        "split the line, or use SplitType=None with MaxPayloadInMB=0 to stream the object"
+    )
+
+
+def iter_line_batches(
+    stream: BinaryIO,
+    strategy: str,
+    max_payload_bytes: int | None,
+    *,
+    source: str | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    chunk_size: int = CHUNK_SIZE,
+) -> Iterator[Batch]:
+    """``iter_batches(iter_records(stream, "Line"), strategy, max_payload_bytes, "Line")``, cut from blocks.
+
+    The same batches (payloads, counts, first records) for input that no DataProcessing filter reads record
+    by record. MultiRecord payloads are cut at the last record end within the limit, SingleRecord ones at each
+    record end. One difference: when a record cannot fit, the batches before it in the same block may have been
+    yielded before ``RecordTooLarge`` (the object fails either way; no empty payload is ever produced).
+
+    Raises:
+        InvalidBatchConfig: unknown strategy, or a negative limit.
+        RecordTooLarge: a record cannot fit, or a line is longer than ``max_record_bytes``.
+    """
+    if strategy not in BATCH_STRATEGIES:
+        raise InvalidBatchConfig(f"BatchStrategy {strategy!r} is not supported; use 'SingleRecord' or 'MultiRecord'")
+    if max_payload_bytes is not None and max_payload_bytes < 0:
+        raise InvalidBatchConfig(f"max_payload_bytes must be >= 0, got {max_payload_bytes}")
+    name = source or _stream_name(stream)
+    blocks = iter_line_blocks(stream, source=name, max_record_bytes=max_record_bytes, chunk_size=chunk_size)
+    if BATCH_STRATEGIES[strategy] == MULTI_RECORD:
+        return _cut_multi(blocks, max_payload_bytes or None, name)
+    return _cut_single(blocks, max_payload_bytes or None, name)
+
+
+def _cut_multi(blocks: Iterable[bytes], limit: int | None, name: str) -> Iterator[Batch]:
+    parts: list[bytes] = []
+    size = 0
+    n = 1  # the number of the first record held
+    for block in blocks:
+        parts.append(block)
+        size += len(block)
+        if limit is None or size <= limit:
+            continue
+        buf = b"".join(parts) if len(parts) > 1 else block
+        start = 0
+        while len(buf) - start > limit:
+            cut = buf.rfind(b"\n", start, start + limit) + 1  # the payload is buf[start:cut], at most limit bytes
+            if not cut:
+                raise _too_large(n, name, buf.index(b"\n", start) + 1 - start, limit, True)
+            payload = buf[start:cut]
+            count = payload.count(b"\n")
+            yield Batch(payload, count, n)
+            n += count
+            start = cut
+        rest = buf[start:] if start else buf
+        parts, size = [rest], len(rest)
+    if size:
+        payload = b"".join(parts)
+        yield Batch(payload, payload.count(b"\n"), n)
+
+
+def _cut_single(blocks: Iterable[bytes], limit: int | None, name: str) -> Iterator[Batch]:
+    n = 1
+    for block in blocks:
+        start = 0
+        while start < len(block):
+            end = block.index(b"\n", start) + 1
+            if limit is not None and end - start > limit:
+                raise _too_large(n, name, end - start, limit, True)
+            yield Batch(block[start:end], 1, n)
+            n += 1
+            start = end
 
 
 # ---- output assembly -------------------------------------------------------------------------------------
