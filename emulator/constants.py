@@ -93,3 +93,18 @@ MAX_INVOCATIONS_TIMEOUT_S = 3600
 #: ModelClientConfig's defaults: InvocationsTimeoutInSeconds and InvocationsMaxRetries.
 DEFAULT_INVOCATIONS_TIMEOUT_S = 600
 DEFAULT_INVOCATIONS_MAX_RETRIES = 3
+
+# -- hyperparameter tuning
+#: ResourceLimits.MaxNumberOfTrainingJobs when a request gives none (the SDK's HyperparameterTuner default max_jobs).
+DEFAULT_TUNING_MAX_JOBS = 1
+#: The platform ends a tuning job Failed when this many training jobs failed and none succeeded
+#: ("No training job succeeded after 5 attempts").
+TUNING_FAILED_JOBS_BEFORE_FAILING = 5
+#: Early stopping (TrainingJobEarlyStoppingType Auto) compares a job with the median of earlier jobs at the same
+#: step, once this many jobs have reported.
+EARLY_STOPPING_MIN_JOBS = 3
+#: The FailureReason of a training job of a tuning job whose logs never matched the objective metric's regex.
+NO_OBJECTIVE_REASON = (
+    "ClientError: No objective metrics found after running the training job. Please ensure that the algorithm "
+    "emits the objective metric as defined by the regular expression provided."
+)

@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from emulator import errors
-from emulator.cli import api_server, cleanup, invoke, pipeline, process, s3_server, serve, train, transform
+from emulator.cli import api_server, cleanup, invoke, pipeline, process, s3_server, serve, train, transform, tune
 from emulator.cli.options import EPILOG
 from emulator.config import EmulatorConfig
 
@@ -37,6 +37,7 @@ AddCommand = Callable[["SubParsers"], None]
 #: The built-in commands, in the order ``--help`` lists them.
 COMMANDS: tuple[AddCommand, ...] = (
     train.add_command,
+    tune.add_command,
     serve.add_command,
     invoke.add_command,
     transform.add_command,

@@ -1,0 +1,271 @@
+"""Hyperparameter tuning without an engine: parsing, the strategy, early stopping, and the tuning job on the fake
+engine (``_fakes.JobsDocker``) whose training "containers" print an objective computed from their hyperparameters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _fakes import CONFIG, JobsDocker
+
+from emulator import constants
+from emulator.errors import InvalidSpec
+from emulator.tuning import TuningJob, list_training_jobs
+from emulator.tuning.spec import Range, parse
+from emulator.tuning.strategy import Strategy
+
+HP_FILE = "/opt/ml/input/config/hyperparameters.json"
+BONUS = {"a": 0.0, "b": 2.0, "c": 1.0}
+
+
+def score(hp: dict[str, str]) -> float:
+    """The known surface: best at x=3, kind=b."""
+    return -((float(hp["x"]) - 3.0) ** 2) + BONUS[hp.get("kind", "a")]
+
+
+class SurfaceDocker(JobsDocker):  # type: ignore[misc]
+    """Training hosts print ``score=`` lines from their hyperparameters (two epochs), or none with ``silent``."""
+
+    def __init__(self, *, silent: bool = False, hold: threading.Event | None = None) -> None:
+        super().__init__()
+        self.silent = silent
+        self.hold = hold
+        self.seen: list[dict[str, str]] = []
+
+    def start(self, container_id: str) -> None:
+        c = self.containers[container_id]
+        if c.spec.publish_port is None:
+            hp = json.loads(c.spec.files[HP_FILE])
+            self.seen.append(hp)
+            final = score(hp)
+            c.env["FAKE_LOG"] = "no metric here" if self.silent else f"epoch 1 score={final - 10}|score={final}"
+            if self.hold is not None:
+                c.env["FAKE_RUN_UNTIL_STOPPED"] = "1"
+        super().start(container_id)
+
+
+def request(tmp_path: Path, **config: Any) -> dict[str, Any]:
+    ranges = config.pop(
+        "ranges",
+        {
+            "IntegerParameterRanges": [{"Name": "x", "MinValue": "0", "MaxValue": "6"}],
+            "CategoricalParameterRanges": [{"Name": "kind", "Values": ["a", "b", "c"]}],
+        },
+    )
+    return {
+        "HyperParameterTuningJobName": config.pop("name", "unit-tune"),
+        "HyperParameterTuningJobConfig": {
+            "Strategy": config.pop("strategy", "Random"),
+            "HyperParameterTuningJobObjective": {"Type": config.pop("type", "Maximize"), "MetricName": "score"},
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": config.pop("jobs", 6),
+                "MaxParallelTrainingJobs": config.pop("parallel", 2),
+            },
+            "ParameterRanges": ranges,
+            **config,
+        },
+        "TrainingJobDefinition": {
+            "AlgorithmSpecification": {
+                "TrainingImage": "surface:latest",
+                "MetricDefinitions": [{"Name": "score", "Regex": r"score=(-?[0-9.]+)"}],
+            },
+            "StaticHyperParameters": {"fixed": "1"},
+            "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
+        },
+    }
+
+
+# -- parsing -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["HyperParameterTuningJobConfig"].update(Strategy="Smart"), "is not one of"),
+        (
+            lambda r: r["HyperParameterTuningJobConfig"]["ParameterRanges"]["IntegerParameterRanges"][0].update(
+                MinValue="ten"
+            ),
+            "'ten' is not an integer",
+        ),
+        (
+            lambda r: r["HyperParameterTuningJobConfig"]["ParameterRanges"]["IntegerParameterRanges"][0].update(
+                MinValue="9"
+            ),
+            "is above MaxValue",
+        ),
+        (
+            lambda r: r["HyperParameterTuningJobConfig"]["ParameterRanges"]["IntegerParameterRanges"][0].update(
+                ScalingType="Logarithmic"
+            ),
+            "Logarithmic scaling needs MinValue above 0",
+        ),
+        (
+            lambda r: r["TrainingJobDefinition"]["AlgorithmSpecification"].update(MetricDefinitions=[]),
+            "A metric is required for this hyperparameter tuning job objective",
+        ),
+        (lambda r: r["HyperParameterTuningJobConfig"].update(Strategy="Grid"), "Grid takes CategoricalParameterRanges"),
+        (lambda r: r["TrainingJobDefinition"].update(StaticHyperParameters={"x": "1"}), "both a static"),
+        (lambda r: r.update(HyperParameterTuningJobName="bad_name"), "does not match the pattern"),
+        (lambda r: r["HyperParameterTuningJobConfig"]["ResourceLimits"].pop("MaxParallelTrainingJobs"), "missing"),
+    ],
+)
+def test_bad_requests_are_one_line_errors(tmp_path: Path, change: Any, message: str) -> None:
+    req = request(tmp_path)
+    change(req)
+    with pytest.raises(InvalidSpec, match=re.escape(message)) as info:
+        parse(req)
+    assert "\n" not in str(info.value)
+
+
+def test_grid_runs_every_combination_once(tmp_path: Path) -> None:
+    ranges = {
+        "CategoricalParameterRanges": [
+            {"Name": "x", "Values": ["1", "3", "5"]},
+            {"Name": "kind", "Values": ["a", "b"]},
+        ]
+    }
+    spec = parse(request(tmp_path, strategy="Grid", ranges=ranges, jobs=None))
+    assert spec.max_jobs == 6
+    strategy = Strategy("Grid", spec.definitions[0].ranges, maximize=True, seed=1)
+    asked = {tuple(sorted(strategy.ask().hyperparameters.items())) for _ in range(6)}
+    assert len(asked) == 6
+
+
+# -- the strategy ------------------------------------------------------------------------------------------------
+RANGES = (
+    Range("n", "Integer", 1, 100, "Logarithmic"),
+    Range("lr", "Continuous", 0.001, 0.1, "Logarithmic"),
+    Range("momentum", "Continuous", 0.5, 0.999, "ReverseLogarithmic"),
+    Range("opt", "Categorical", values=("sgd", "adam")),
+)
+
+
+@pytest.mark.parametrize("name", ["Random", "Bayesian", "Hyperband"])
+def test_values_are_strings_within_their_ranges_and_a_seed_repeats_them(name: str) -> None:
+    def run(seed: int) -> list[dict[str, str]]:
+        strategy = Strategy(name, RANGES, maximize=False, seed=seed)
+        out = []
+        for _ in range(8):
+            trial = strategy.ask()
+            out.append(trial.hyperparameters)
+            strategy.tell(trial, float(trial.hyperparameters["lr"]))
+        return out
+
+    first = run(11)
+    assert first == run(11)
+    assert first != run(12)
+    for hp in first:
+        assert 1 <= int(hp["n"]) <= 100
+        assert 0.001 <= float(hp["lr"]) <= 0.1
+        assert 0.5 <= float(hp["momentum"]) <= 0.999
+        assert hp["opt"] in ("sgd", "adam")
+
+
+def test_early_stopping_stops_a_job_that_trails_the_median() -> None:
+    strategy = Strategy("Random", [Range("x", "Integer", 0, 9)], maximize=True, early_stopping=True, seed=0)
+    for final in range(constants.EARLY_STOPPING_MIN_JOBS):
+        trial = strategy.ask()
+        assert not any(strategy.report(trial, step, 0.5 + 0.1 * step) for step in (1, 2, 3))
+        strategy.tell(trial, 0.8 + final * 0.01)
+    good, bad = strategy.ask(), strategy.ask()
+    assert not strategy.report(good, 1, 0.9)
+    assert strategy.report(bad, 1, 0.1)
+
+
+def test_without_early_stopping_nothing_is_stopped() -> None:
+    strategy = Strategy("Random", [Range("x", "Integer", 0, 9)], maximize=True, seed=0)
+    for _ in range(4):
+        trial = strategy.ask()
+        strategy.report(trial, 1, 1.0)
+        strategy.tell(trial, 1.0)
+    assert not strategy.report(strategy.ask(), 1, -100.0)
+
+
+def test_list_sorts_and_filters_as_the_api() -> None:
+    rows = [
+        {"TrainingJobName": "t-002", "TrainingJobStatus": "Completed", "CreationTime": 2,
+         "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "m", "Value": 0.5}},
+        {"TrainingJobName": "t-001", "TrainingJobStatus": "Failed", "CreationTime": 1},
+        {"TrainingJobName": "t-003", "TrainingJobStatus": "Completed", "CreationTime": 3,
+         "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "m", "Value": 0.9}},
+    ]  # fmt: skip
+
+    def names(out: list[dict[str, Any]]) -> list[str]:
+        return [r["TrainingJobName"] for r in out]
+
+    assert names(list_training_jobs(rows)) == ["t-001", "t-002", "t-003"]
+    by_value = list_training_jobs(rows, sort_by="FinalObjectiveMetricValue", sort_order="Descending")
+    assert names(by_value) == ["t-003", "t-002", "t-001"]
+    assert names(list_training_jobs(rows, status_equals="Failed")) == ["t-001"]
+    assert names(list_training_jobs(rows, sort_by="CreationTime", sort_order="Descending")) == [
+        "t-003",
+        "t-002",
+        "t-001",
+    ]
+
+
+# -- the tuning job on the fake engine ---------------------------------------------------------------------------
+def test_the_best_job_is_the_best_of_the_surface(tmp_path: Path) -> None:
+    docker = SurfaceDocker()
+    job = TuningJob(request(tmp_path, strategy="Bayesian", jobs=12, RandomSeed=5), docker=docker, config=CONFIG)
+    result = job.run()
+    summaries = job.training_job_summaries()
+    assert result["HyperParameterTuningJobStatus"] == "Completed"
+    assert len(summaries) == len(docker.seen) == 12
+    assert all(re.fullmatch(r"unit-tune-\d{3}-[0-9a-f]{8}", s["TrainingJobName"]) for s in summaries)
+    assert [s["TrainingJobName"][10:13] for s in summaries] == [f"{i:03d}" for i in range(1, 13)]
+    assert all(hp["fixed"] == "1" for hp in docker.seen)
+    truth = max(score(hp) for hp in docker.seen)
+    best = result["BestTrainingJob"]
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == truth
+    assert score(best["TunedHyperParameters"]) == truth
+    assert result["TrainingJobStatusCounters"]["Completed"] == 12
+    assert result["ObjectiveStatusCounters"]["Succeeded"] == 12
+    assert docker.running() == []
+
+
+def test_a_job_that_emits_no_objective_fails_with_the_platforms_reason(tmp_path: Path) -> None:
+    job = TuningJob(request(tmp_path, jobs=3), docker=SurfaceDocker(silent=True), config=CONFIG)
+    result = job.run()
+    assert result["HyperParameterTuningJobStatus"] == "Failed"
+    assert result["FailureReason"].startswith("No training job succeeded after 3 attempts")
+    assert result["TrainingJobStatusCounters"]["NonRetryableError"] == 3
+    assert result["ObjectiveStatusCounters"]["Failed"] == 3
+    assert "BestTrainingJob" not in result
+    for training in job.training_jobs():
+        described = training.describe()
+        assert described["TrainingJobStatus"] == "Failed"
+        assert described["FailureReason"] == constants.NO_OBJECTIVE_REASON
+
+
+def test_warm_start_feeds_the_parents_jobs(tmp_path: Path) -> None:
+    first = TuningJob(request(tmp_path, name="parent", jobs=3), docker=SurfaceDocker(), config=CONFIG).run()
+    assert first["HyperParameterTuningJobStatus"] == "Completed"
+    child_req = request(tmp_path, name="child", jobs=2)
+    child_req["WarmStartConfig"] = {
+        "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "parent"}],
+        "WarmStartType": "IdenticalDataAndAlgorithm",
+    }
+    child = TuningJob(child_req, docker=SurfaceDocker(), config=CONFIG)
+    assert child.warm_started == 3
+    assert (tmp_path / "out" / "parent" / "tuning-job.json").is_file()
+    child_req["WarmStartConfig"]["ParentHyperParameterTuningJobs"] = [{"HyperParameterTuningJobName": "nobody"}]
+    with pytest.raises(InvalidSpec, match="parent tuning job 'nobody' is unknown"):
+        TuningJob(child_req, docker=SurfaceDocker(), config=CONFIG)
+
+
+def test_stop_ends_every_training_job_and_the_tuning_job_stopped(tmp_path: Path) -> None:
+    docker = SurfaceDocker(hold=threading.Event())
+    job = TuningJob(request(tmp_path, jobs=4, parallel=2), docker=docker, config=CONFIG).start()
+    while len(docker.seen) < min(2, job.parallel):
+        threading.Event().wait(0.05)
+    job.stop(grace_s=0)
+    result = job.wait(timeout_s=30)
+    assert result["HyperParameterTuningJobStatus"] == "Stopped"
+    assert result["TrainingJobStatusCounters"]["Stopped"] == len(docker.seen)
+    assert [status for status, _ in job.transitions] == ["InProgress", "Stopping", "Stopped"]
+    assert docker.running() == []
