@@ -259,6 +259,19 @@ def test_train_writes_model_metadata_and_metrics(tmp_path: Path, capsys: pytest.
     assert tree.criterion == "entropy"
 
 
+@pytest.mark.parametrize(("current_host", "saves"), [("algo-1-ab12c", True), ("algo-2-cd34e", False)])
+def test_train_on_two_hosts_only_the_first_saves(tmp_path: Path, current_host: str, saves: bool) -> None:
+    # Every host trains; the hosts' /opt/ml/model are merged into one model.tar.gz, so only hosts[0] writes.
+    root = make_ml_tree(tmp_path / "ml", {"max_depth": "3"})
+    hosts = ["algo-1-ab12c", "algo-2-cd34e"]
+    (root / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": current_host, "hosts": hosts, "network_interface_name": "eth0"})
+    )
+    assert train.main(root=root) == 0
+    written = sorted(p.name for p in (root / "model").iterdir()) if (root / "model").is_dir() else []
+    assert written == (sorted([METADATA_FILE, MODEL_FILE]) if saves else [])
+
+
 def test_train_defaults_and_header_csv(tmp_path: Path) -> None:
     root = tmp_path / "ml"
     dataset.write_iris_csv(root / "input" / "data" / "train" / "iris.csv")  # header form, label last

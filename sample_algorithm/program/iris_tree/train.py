@@ -8,7 +8,8 @@ SageMaker runs ``docker run IMAGE train`` with:
 - optionally ``/opt/ml/input/data/validation/`` (or ``test/``) to report accuracy on.
 
 It prints ``train_accuracy=0.98;`` / ``validation_accuracy=0.95;`` lines for MetricDefinitions,
-writes ``/opt/ml/model/model.joblib`` and ``/opt/ml/model/metadata.json``, and on any error writes
+writes ``/opt/ml/model/model.joblib`` and ``/opt/ml/model/metadata.json`` (on a multi-host job only the first
+host of ``hosts`` does, so the hosts' artifacts never clash), and on any error writes
 the reason to ``/opt/ml/output/failure`` and exits non-zero (2 for bad hyperparameters, 143 on SIGTERM).
 """
 
@@ -153,8 +154,13 @@ def read_hyperparameters(config_dir: Path) -> Hyperparameters:
     return Hyperparameters.from_strings(raw)
 
 
-def check_input_config(config_dir: Path) -> None:
-    """Read inputdataconfig.json / resourceconfig.json when present; tolerate any extra keys."""
+def check_input_config(config_dir: Path) -> bool:
+    """Read inputdataconfig.json / resourceconfig.json when present; tolerate any extra keys.
+
+    Returns whether this host saves the model: the only host, or the first of ``hosts``. The others train the
+    same tree and exit 0 without writing it, so the hosts' merged model.tar.gz has no name clashes.
+    """
+    leader = True
     input_config_path = config_dir / "inputdataconfig.json"
     if input_config_path.exists():
         config = _read_json(input_config_path, "input data config")
@@ -173,7 +179,9 @@ def check_input_config(config_dir: Path) -> None:
             hosts = config.get("hosts") or []
             print(f"training on host {config.get('current_host', '?')} of {len(hosts) or 1}", flush=True)
             if isinstance(hosts, list) and len(hosts) > 1:
-                print("note: this algorithm is single-node; every host trains the same model", flush=True)
+                leader = config.get("current_host") == hosts[0]
+                print(f"note: single-node algorithm: every host trains the same tree, {hosts[0]} saves it", flush=True)
+    return leader
 
 
 def read_channel(data_dir: Path, channel: str, required: bool) -> LabelledData | None:
@@ -222,7 +230,8 @@ def run(root: Path, progress: _Progress | None = None) -> dict[str, float]:
     data_dir = root / "input" / "data"
     hyperparameters = read_hyperparameters(config_dir)
     print(f"hyperparameters: {asdict(hyperparameters)}", flush=True)
-    check_input_config(config_dir)
+    # A host other than the first of a multi-host job never saves: nothing is left to save on SIGTERM either.
+    progress.saved = not check_input_config(config_dir)
     train = read_channel(data_dir, "train", required=True)
     assert train is not None
     print(f"read {len(train)} training rows", flush=True)
@@ -258,6 +267,9 @@ def run(root: Path, progress: _Progress | None = None) -> dict[str, float]:
             print(f"{channel}_accuracy={metrics[f'{channel}_accuracy']:.4f};", flush=True)
 
     model_dir = root / "model"
+    if progress.saved:
+        print("not saving the model: the first host does", flush=True)
+        return metrics
     save_model(model_dir, estimator, progress.metadata)
     progress.saved = True
     print(f"saved the model to {model_dir}", flush=True)
