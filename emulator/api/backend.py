@@ -18,6 +18,7 @@ from emulator.api.jobs import JobOperations
 from emulator.api.pipelines import PipelineOperations
 from emulator.api.registry import KINDS
 from emulator.api.store import Record
+from emulator.api.tuning import TuningOperations
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["ModelApiError", "SageMakerBackend"]
 
 
-class SageMakerBackend(JobOperations, HostingOperations, PipelineOperations):
+class SageMakerBackend(JobOperations, HostingOperations, PipelineOperations, TuningOperations):
     """The state of one API server and every operation it serves (one method per operation, by its snake name)."""
 
     # -- life ----------------------------------------------------------------------------------------------

@@ -55,6 +55,13 @@ KINDS = {
             "PipelineExecutionSummaries",
             "pipeline execution",
         ),
+        Kind(
+            "HyperParameterTuningJob",
+            "hyper-parameter-tuning-job",
+            "HyperParameterTuningJobStatus",
+            "HyperParameterTuningJobSummaries",
+            "hyperparameter tuning job",
+        ),
     )
 }
 JOB_CLASSES: dict[str, type[Any]] = {

@@ -269,3 +269,51 @@ def test_stop_ends_every_training_job_and_the_tuning_job_stopped(tmp_path: Path)
     assert result["TrainingJobStatusCounters"]["Stopped"] == len(docker.seen)
     assert [status for status, _ in job.transitions] == ["InProgress", "Stopping", "Stopped"]
     assert docker.running() == []
+
+
+# -- the API server's operations (boto3 against the server, fake engine) ---------------------------------------
+def test_api_server_tuning_operations(tmp_path: Path) -> None:
+    import boto3
+
+    from emulator.api.server import ApiServer
+    from emulator.config import EmulatorConfig
+
+    work = tmp_path / "work"
+    work.mkdir()
+    config = EmulatorConfig(work_dir=str(work), stream_logs=False, training_stop_grace_s=0.5)
+    docker = SurfaceDocker()
+    with ApiServer(port=0, config=config, docker=docker) as server:
+        sm = boto3.session.Session().client(
+            "sagemaker", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )  # fmt: skip
+        req = request(tmp_path, name="api-tune", jobs=4)
+        req["TrainingJobDefinition"].update(
+            RoleArn="arn:aws:iam::123456789012:role/Emulator",
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            StoppingCondition={"MaxRuntimeInSeconds": 600},
+        )
+        req["TrainingJobDefinition"]["AlgorithmSpecification"]["TrainingInputMode"] = "File"
+        arn = sm.create_hyper_parameter_tuning_job(**req)["HyperParameterTuningJobArn"]
+        assert arn.endswith(":hyper-parameter-tuning-job/api-tune")
+        with pytest.raises(sm.exceptions.ClientError, match="already exists"):
+            sm.create_hyper_parameter_tuning_job(**req)
+        for _ in range(600):
+            described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="api-tune")
+            if described["HyperParameterTuningJobStatus"] not in ("InProgress", "Stopping"):
+                break
+            threading.Event().wait(0.05)
+        assert described["HyperParameterTuningJobStatus"] == "Completed"
+        best = described["BestTrainingJob"]
+        assert score(best["TunedHyperParameters"]) == max(score(hp) for hp in docker.seen)
+        listed = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName="api-tune", SortBy="FinalObjectiveMetricValue", SortOrder="Descending"
+        )["TrainingJobSummaries"]
+        assert len(listed) == 4
+        assert listed[0]["TrainingJobName"] == best["TrainingJobName"]
+        training = sm.describe_training_job(TrainingJobName=best["TrainingJobName"])
+        assert training["TuningJobArn"] == arn
+        assert training["TrainingJobStatus"] == "Completed"
+        assert training["HyperParameters"]["fixed"] == "1"
+        tuning_jobs = sm.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]
+        assert [t["HyperParameterTuningJobName"] for t in tuning_jobs] == ["api-tune"]
