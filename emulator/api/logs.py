@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from emulator.runtime.container import LogSink
@@ -44,6 +45,22 @@ class CloudWatchLogs:
         group = f"/aws/sagemaker/Endpoints/{endpoint}"
         stream = f"{variant}/i-{int(time.time()):x}"
         return lambda _source, line: self.put(group, stream, line)
+
+    def events(
+        self, group: str, prefix: str = "", after: Mapping[str, int] | None = None
+    ) -> dict[str, list[tuple[int, str]]]:
+        """The lines of every stream of ``group`` whose name starts with ``prefix``, as (timestamp ms, message);
+        ``after`` (stream -> count) skips the lines already read. What the console streams."""
+        after = after or {}
+        with self._lock:
+            log_group = self._backend.groups.get(group)
+            if log_group is None:
+                return {}
+            return {
+                name: [(e.timestamp, e.message) for e in stream.events[after.get(name, 0) :]]
+                for name, stream in log_group.streams.items()
+                if name.startswith(prefix)
+            }
 
     def put(self, group: str, stream: str, line: str) -> None:
         """Append one line (never raises: logs must not break a job)."""

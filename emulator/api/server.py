@@ -5,6 +5,7 @@ Routing, as AWS's own front doors do it:
 - ``X-Amz-Target: SageMaker.<Operation>`` -> :class:`~emulator.api.backend.SageMakerBackend` (JSON 1.1, checked
   with botocore's model);
 - ``POST /endpoints/<name>/invocations`` -> sagemaker-runtime InvokeEndpoint;
+- an unsigned ``GET /`` or ``/console/...`` (a browser) -> the local console (:mod:`emulator.api.console`);
 - everything else (S3, STS, CloudWatch Logs) -> moto's backends in this process, which route by the SigV4
   credential scope.
 
@@ -26,6 +27,7 @@ from urllib.parse import quote, unquote
 
 from emulator.api import DEFAULT_PORT
 from emulator.api.backend import ModelApiError, SageMakerBackend
+from emulator.api.console import Console
 from emulator.api.logs import CloudWatchLogs
 from emulator.api.protocol import ApiError, error_body, parse_request, serialize_output
 from emulator.api.store import Store
@@ -57,6 +59,7 @@ class ApiServer:
         config: the emulator's settings (the S3 endpoint is always this server).
         docker: the Docker seam the jobs use (None: the engine; unit tests pass a fake). A seam rather than a
             whole Session, because the session's S3 must be this server, whose URL is known only once it binds.
+        contract_report: the contract suite's JUnit XML the console shows (None: none, the page can open one).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class ApiServer:
         config: EmulatorConfig | None = None,
         *,
         docker: DockerSeam | None = None,
+        contract_report: Path | str | None = None,
     ) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
@@ -81,6 +85,8 @@ class ApiServer:
         self.session = Session(self.config, docker=docker)
         self.store = Store(self.state_dir / "state.sqlite" if self.state_dir else None)
         self.backend = SageMakerBackend(self.session, self.store, CloudWatchLogs(ACCOUNT_ID, self.config.region))
+        report = Path(contract_report).expanduser() if contract_report else None
+        self.console = Console(self.backend, self.port, report_path=report)
         self._thread: threading.Thread | None = None
 
     # -- life ----------------------------------------------------------------------------------------------
@@ -189,6 +195,8 @@ class ApiServer:
             return self._sagemaker(target[len(_SAGEMAKER_TARGET) :], environ, start_response)
         if path.startswith("/endpoints/") and environ.get("REQUEST_METHOD") == "POST":
             return self._runtime(path, environ, start_response)
+        if Console.wants(environ):
+            return self.console(environ, start_response)
         result: Iterable[bytes] = self._moto(environ, start_response)
         return result
 

@@ -29,7 +29,8 @@ def add_command(sub: SubParsers) -> None:
         "CloudWatch Logs from moto in the same process. Jobs run on the local Docker engine in the "
         "background. Export the variables it prints and run your SageMaker SDK or boto3 code unchanged. "
         "Records live in STATE_DIR/state.sqlite and survive a restart; endpoints that were InService come "
-        "back. Ctrl-C stops everything and removes every container.",
+        "back. The console (jobs, endpoints, pipelines, metrics, logs, the contract report) is at "
+        "http://127.0.0.1:PORT/ in a browser. Ctrl-C stops everything and removes every container.",
         epilog="example:\n  python -m emulator api-server --port 8765 &\n"
         "  export AWS_ENDPOINT_URL=http://127.0.0.1:8765 AWS_DEFAULT_REGION=us-east-1 \\\n"
         "         AWS_ACCESS_KEY_ID=emulator AWS_SECRET_ACCESS_KEY=emulator \\\n"
@@ -43,6 +44,11 @@ def add_command(sub: SubParsers) -> None:
         default=DEFAULT_STATE_DIR,
         help=f"where records and the SDK config file live (default {DEFAULT_STATE_DIR})",
     )
+    p.add_argument(
+        "--contract-report",
+        metavar="FILE",
+        help="the contract suite's JUnit XML (pytest --junitxml=FILE) the console shows, read again at each view",
+    )
     p.set_defaults(handler=run)
 
 
@@ -53,7 +59,7 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     if not 0 <= args.port <= 65535:
         raise errors.InvalidSpec(f"--port {args.port}: give a port number from 0 to 65535")
     try:
-        server = ApiServer(args.port, Path(args.state_dir).expanduser(), config)
+        server = ApiServer(args.port, Path(args.state_dir).expanduser(), config, contract_report=args.contract_report)
     except OSError as exc:
         raise errors.EmulatorError(
             f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); pick another --port"
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
         print(f"SageMaker API on {server.url} (Ctrl-C to stop). Point AWS clients at it:", flush=True)
         for key, value in server.environment().items():
             print(f"export {key}={shlex.quote(value)}", flush=True)
+        print(f"Console: {server.url}/ (open it in a browser)", flush=True)
         while True:
             time.sleep(3600)
     return errors.EXIT_OK
