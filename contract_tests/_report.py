@@ -331,6 +331,29 @@ _CHECKS = [
         "[DG:build-your-own-processing-container]",
         f"read job metadata from {PROCESSING_CONFIG_DIR}/{PROCESSING_JOB_CONFIG_FILE} and {RESOURCE_CONFIG_FILE}",
     ),
+    # Items 41 and 42 are the suite's own, beyond section 9 of the contract reference (sources: its 2.1-2.3).
+    Check(
+        "s41",
+        "an unsupported Content-Type gets a 4xx (415 expected)",
+        "MUST",
+        "serving",
+        41,
+        "the suite's own item (contract section 2.3: the client's Content-Type reaches the container): "
+        "[RT:InvokeEndpointInput], [DG:your-algorithms-inference-code]",
+        "check the request's Content-Type and answer 415 Unsupported Media Type for a type you do not parse; "
+        "never parse a body as a type it was not sent as",
+    ),
+    Check(
+        "s42",
+        f"serving tolerates extra files in {MODEL_DIR}",
+        "MUST",
+        "serving",
+        42,
+        f"the suite's own item (contract section 2.1: model.tar.gz, all of it, is extracted into {MODEL_DIR}): "
+        "[DG:your-algorithms-inference-code], [API:ContainerDefinition]",
+        f"load the files you need from {MODEL_DIR} by name and ignore the rest (README.md, code/, .DS_Store, "
+        "nested directories: what real model.tar.gz files hold)",
+    ),
 ]
 
 CHECKS: Mapping[str, Check] = {c.id: c for c in _CHECKS}

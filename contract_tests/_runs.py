@@ -532,6 +532,30 @@ class Harness:
 
         return image_tree(self.image, path, session=self.session)
 
+    # -- model directories --------------------------------------------------------------------------------
+    def model_dir_with(self, model_dir: Path, extras: Mapping[str, bytes]) -> tuple[Path, list[str]]:
+        """A copy of ``model_dir`` plus ``extras`` (relative path -> content); returns it and what was added.
+
+        A path the model already has (or whose parent is a file in it) is left as the model has it: the
+        model's own files are never replaced.
+        """
+        import shutil
+
+        dest = self.workdir / f"model-extras-{_token()}"
+        shutil.copytree(model_dir, dest, symlinks=True)
+        added: list[str] = []
+        for rel, content in extras.items():
+            target = dest / rel
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                continue
+            if target.exists() or target.is_symlink():
+                continue
+            target.write_bytes(content)
+            added.append(rel)
+        return dest, added
+
 
 def iter_lines(body: bytes) -> Iterator[str]:
     """The non-empty lines of a text body."""

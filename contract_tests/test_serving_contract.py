@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from contract_tests import _http
-from contract_tests._report import check, http_request, violation, warn
+from contract_tests._report import check, http_request, skip, violation, warn
 from contract_tests._runs import EndpointHandle, Harness, fingerprint, require_endpoint
 from contract_tests.config import ContractConfig, Request
 from emulator.constants import (
@@ -372,3 +372,138 @@ def test_s28_sigterm_exits_in_time(contract_harness: Harness, serving_model_dir:
             got=f"killed after {result.seconds:.1f} s (exit status {result.exit_code})",
             logs=handle.log_text(),
         )
+
+
+# -- s41, s42 (the suite's own items, beyond the contract reference's section 9) ------------------------------
+#: A Content-Type no image parses (s41).
+_UNSUPPORTED_TYPE = "application/x-contract-unsupported"
+#: Types clients send by mistake; s41 also sends the first one the image does not accept.
+_COMMON_TYPES = ("application/json", "text/csv", "text/plain", "application/x-npy", "application/octet-stream")
+_UNSUPPORTED_MEDIA_TYPE = 415
+#: What real model.tar.gz files hold besides the model (s42). Harmless to servers that read them: the module
+#: defines no handler (framework toolkits then use their defaults) and the requirements list no package.
+MODEL_EXTRAS: dict[str, bytes] = {
+    "README.md": b"# Model card\n\nAn extra file, as model.tar.gz files made by hand hold them.\n",
+    "code/inference.py": b"# Inference handlers (model_fn, input_fn, predict_fn, output_fn): none defined here.\n",
+    "code/requirements.txt": b"# no extra packages\n",
+    ".DS_Store": b"\x00\x00\x00\x01Bud1" + bytes(26),
+    "metrics/eval/report.json": b'{"accuracy": null, "note": "written next to the model by a training script"}\n',
+}
+
+
+@check("s41")
+def test_s41_unsupported_content_type_is_4xx(
+    sagemaker_endpoint: EndpointHandle, contract_config: ContractConfig
+) -> None:
+    ep = require_endpoint(sagemaker_endpoint, "s41")
+    req, body = _valid(contract_config)
+    serving = contract_config.serving
+    accepted = ", ".join(serving.accepted_media_types())
+    common = next((c for c in _COMMON_TYPES if not serving.accepts(c)), None)
+    wrong = [t for t in (_UNSUPPORTED_TYPE, common) if t is not None and not serving.accepts(t)]
+    if not wrong:
+        skip(
+            "s41",
+            f"the config says the image accepts every Content-Type (serving.accepted_content_types: {accepted}); "
+            "list the types it parses to exercise this check",
+        )
+    not_415 = []
+    for content_type in wrong:
+        answer = _http.post(ep, body, {**_headers(req), "Content-Type": content_type})
+        status = answer.status
+        if answer.failure is None and status is not None and 400 <= status < 500:
+            if status != _UNSUPPORTED_MEDIA_TYPE:
+                not_415.append(f"{content_type}: {answer.describe()}")
+            continue
+        if answer.failure is not None:
+            problem = f"a body sent as {content_type} broke the server"
+        elif status is not None and 200 <= status < 300:
+            problem = (
+                f"a body sent as {content_type} got HTTP {status}: the server did not check the Content-Type "
+                f"and parsed it as {_http.media_type(req.content_type)} anyway"
+            )
+        elif status is not None and status >= 500:
+            problem = f"a body sent as {content_type} got HTTP {status}, a server error, not a 4xx"
+        else:
+            problem = f"a body sent as {content_type} did not get a 4xx answer"
+        violation(
+            "s41",
+            problem,
+            sent=f"{answer.sent} (the body of serving.requests[0], a {_http.media_type(req.content_type)} body)",
+            expected=f"HTTP {_UNSUPPORTED_MEDIA_TYPE} Unsupported Media Type (any 4xx passes): the image accepts "
+            f"{accepted} (serving.accepted_content_types)",
+            got=answer.describe(),
+            logs=sagemaker_endpoint.log_text(),
+        )
+    if not_415:
+        warn(
+            "s41",
+            f"an unsupported Content-Type got another 4xx than {_UNSUPPORTED_MEDIA_TYPE} ({'; '.join(not_415)}): "
+            f"answer {_UNSUPPORTED_MEDIA_TYPE} Unsupported Media Type so clients learn the type is the problem",
+        )
+
+
+@check("s42")
+def test_s42_extra_model_files_tolerated(
+    sagemaker_endpoint: EndpointHandle,
+    contract_config: ContractConfig,
+    contract_harness: Harness,
+    serving_model_dir: Path | None,
+) -> None:
+    if serving_model_dir is None:
+        violation("s42", "cannot be verified: there is no model to serve (see t01)", fix="fix t01 first")
+    plain_ep = sagemaker_endpoint.endpoint
+    if plain_ep is None:
+        violation(
+            "s42",
+            f"cannot be verified: the serving container with the plain model never became healthy "
+            f"({str(sagemaker_endpoint.error).splitlines()[0][:200]})",
+            fix="fix s19/s20 first",
+        )
+    req, body = _valid(contract_config)
+    plain = _http.post(plain_ep, body, _headers(req))
+    if not plain.ok:
+        violation(
+            "s42",
+            f"cannot be verified: the plain model does not answer the sample request ({plain.describe()})",
+            fix="fix s21 first",
+        )
+    model_dir, added = contract_harness.model_dir_with(serving_model_dir, MODEL_EXTRAS)
+    if not added:
+        skip("s42", f"the model already holds {', '.join(MODEL_EXTRAS)}: nothing extra to add")
+    sent = (
+        f"docker run IMAGE serve with {MODEL_DIR} (read-only) holding the model plus {', '.join(added)}; "
+        f"then serving.requests[0]"
+    )
+    handle = contract_harness.start_endpoint(
+        "serve-extras", model_dir, network_isolation=contract_harness.config.capabilities.network_isolation
+    )
+    try:
+        if handle.endpoint is None:
+            # The emulator's hint (bind to 0.0.0.0:8080?) does not apply: the plain model is served fine.
+            error = (str(handle.error) if handle.error is not None else "not started").split("; Hint")[0]
+            violation(
+                "s42",
+                f"with extra files in {MODEL_DIR} the serving container did not become healthy "
+                f"(with the plain model it did): {error.splitlines()[0][:250]}",
+                sent=sent,
+                expected=f"GET {PING_PATH} answers 200, as with the plain model",
+                got=error,
+                logs=handle.log_text(),
+            )
+        answer = _http.post(handle.endpoint, body, _headers(req))
+        shape = (answer.ok, _http.media_type(answer.content_type), len(_http.lines(answer.body)))
+        plain_shape = (plain.ok, _http.media_type(plain.content_type), len(_http.lines(plain.body)))
+        same_body = answer.body == plain.body or not contract_config.batch.deterministic
+        if shape != plain_shape or not same_body:
+            violation(
+                "s42",
+                f"with extra files in {MODEL_DIR} the sample request got another answer than with the plain model",
+                sent=sent,
+                expected="the plain model's answer" + ("" if same_body else " (the same body: batch.deterministic)"),
+                got=f"with the extra files: {answer.describe()}; plain: {plain.describe()}",
+                logs=handle.log_text(),
+            )
+    finally:
+        if handle.endpoint is not None:
+            handle.endpoint.close()

@@ -49,6 +49,8 @@ CHECK_IDS = [
     "test_p36_processing_paths",
     "test_p37_processing_message_utf8",
     "test_p38_processing_config_dir",
+    "test_s41_unsupported_content_type_is_4xx",
+    "test_s42_extra_model_files_tolerated",
 ]
 SUITE_TIMEOUT_S = 900
 
