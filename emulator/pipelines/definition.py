@@ -29,10 +29,9 @@ from emulator.spec import load_spec
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_STEP_TYPES = ("Processing", "Training", "Transform", "Model", "Condition", "Fail")
+SUPPORTED_STEP_TYPES = ("Processing", "Training", "Tuning", "Transform", "Model", "Condition", "Fail")
 _HINTS = {
     "RegisterModel": "the Model Registry is not emulated; for a local run use a Model step (model.create())",
-    "Tuning": "hyperparameter tuning is not emulated; run a Training step per candidate",
     "Lambda": "Lambda functions are not emulated",
     "Callback": "callbacks need SQS and are not emulated",
 }
@@ -40,6 +39,7 @@ _HINTS = {
 OPERATIONS = {
     "Processing": ("CreateProcessingJob", "ProcessingJobName"),
     "Training": ("CreateTrainingJob", "TrainingJobName"),
+    "Tuning": ("CreateHyperParameterTuningJob", "HyperParameterTuningJobName"),
     "Transform": ("CreateTransformJob", "TransformJobName"),
     "Model": ("CreateModel", "ModelName"),
 }
@@ -314,6 +314,7 @@ def _request_for_check(kind: str, arguments: Mapping[str, Any]) -> dict[str, Any
     """The request a step's job would see, for the up-front check only: its Arguments, a name and the job
     module's own defaults (the one place they are written; at run time the job applies them itself)."""
     from emulator import processing, training, transform
+    from emulator.tuning import spec as tuning_spec
 
     request = {**arguments, OPERATIONS[kind][1]: "pipelines-check"}
     if kind == "Processing":
@@ -322,4 +323,6 @@ def _request_for_check(kind: str, arguments: Mapping[str, Any]) -> dict[str, Any
         return training.with_defaults(request)
     if kind == "Transform":
         return transform.with_defaults(request)
+    if kind == "Tuning":
+        return tuning_spec.with_defaults({**request, OPERATIONS[kind][1]: "pipelines-check"})
     return request

@@ -11,7 +11,7 @@ The execution follows the job contract (:mod:`emulator.runtime.lifecycle`): :met
 (from any thread, or Ctrl-C in :meth:`~PipelineExecution.run`) stops every running step's job through its own
 ``stop()``, runs no further step and ends the execution ``Stopped``.
 
-Supported step types: Processing, Training, Transform, Model (CreateModel), Condition, Fail (their executors
+Supported step types: Processing, Training, Tuning, Transform, Model (CreateModel), Condition, Fail (their executors
 are in :mod:`emulator.pipelines.steps`). The results have SageMaker's shapes: :meth:`PipelineExecution.describe`
 (DescribePipelineExecution), :meth:`PipelineExecution.list_steps` (ListPipelineExecutionSteps) and each step's
 Describe* result.

@@ -32,6 +32,7 @@ __all__ = [
     "run_processing",
     "run_training",
     "run_transform",
+    "run_tuning",
 ]
 
 JobRunner = Callable[[Job], dict[str, Any]]
@@ -109,6 +110,27 @@ def run_training(ctx: StepContext) -> StepOutcome:
     )
 
 
+def run_tuning(ctx: StepContext) -> StepOutcome:
+    """A Tuning step: CreateHyperParameterTuningJob; properties = DescribeHyperParameterTuningJob plus
+    ``TrainingJobSummaries`` best first (what the SDK's ``TuningStep.get_top_model_s3_uri`` reads)."""
+    from emulator.tuning import TuningJob, list_training_jobs
+
+    # Tuning job names are at most 32 characters: pipelines-<the step job name's random token>.
+    request = {**ctx.arguments, "HyperParameterTuningJobName": "pipelines-" + ctx.job_name.rsplit("-", 1)[-1]}
+    job = TuningJob(request, session=ctx.session, log_sink=ctx.log_sink)
+    d = ctx.run_job(job)
+    order = "Descending" if job.spec.objective_type == "Maximize" else "Ascending"
+    summaries = list_training_jobs(job.training_job_summaries(), sort_by="FinalObjectiveMetricValue", sort_order=order)
+    best = d.get("BestTrainingJob") or {}
+    return StepOutcome(
+        {**d, "TrainingJobSummaries": summaries},
+        _JOB_STATUS.get(d["HyperParameterTuningJobStatus"], "Failed"),
+        d.get("FailureReason"),
+        {"TuningJob": {"Arn": d["HyperParameterTuningJobArn"]}},
+        f"best {best['TrainingJobName']}" if best else "",
+    )
+
+
 def run_transform(ctx: StepContext) -> StepOutcome:
     """A Transform step: CreateTransformJob with the models this execution created; DescribeTransformJob."""
     from emulator.transform import TransformJob
@@ -158,10 +180,11 @@ def run_fail(ctx: StepContext) -> StepOutcome:
 DEFAULT_EXECUTORS: dict[str, StepExecutor] = {
     "Processing": run_processing,
     "Training": run_training,
+    "Tuning": run_tuning,
     "Transform": run_transform,
     "Model": run_model,
     "Condition": run_condition,
     "Fail": run_fail,
 }
 #: Step types whose executors start containers.
-NEEDS_DOCKER = frozenset({"Processing", "Training", "Transform"})
+NEEDS_DOCKER = frozenset({"Processing", "Training", "Tuning", "Transform"})

@@ -412,3 +412,56 @@ def test_restart_keeps_jobs_and_the_model_deploys(
     assert job in after["describe"]["listed"]
     assert after["describe"]["model_data"] == before["fit"]["model_data"]
     assert _classes(after["deploy"]["prediction"]) == [0]
+
+
+TUNER = """\
+from sagemaker.tuner import CategoricalParameter, HyperparameterTuner, IntegerParameter
+
+s3_train = session.upload_data(f"{data}/train.csv", key_prefix="iris/train")
+s3_test = session.upload_data(f"{data}/test.csv", key_prefix="iris/test")
+est = Estimator(image_uri=image, role=role, instance_count=1, instance_type="ml.m5.large",
+                output_path=f"s3://{bucket}/tuning", sagemaker_session=session)
+tuner = HyperparameterTuner(
+    est,
+    objective_metric_name="test_accuracy",
+    hyperparameter_ranges={"max_depth": IntegerParameter(1, 4), "criterion": CategoricalParameter(["gini", "entropy"])},
+    metric_definitions=[{"Name": "test_accuracy", "Regex": "test_accuracy=([0-9.]+);"}],
+    objective_type="Maximize",
+    strategy="Random",
+    max_jobs=4,
+    max_parallel_jobs=2,
+    random_seed=7,
+)
+t0 = time.time()
+tuner.fit(inputs={"train": s3_train, "test": s3_test})
+tuner.wait()
+best = tuner.best_training_job()
+description = tuner.describe()
+jobs = session.sagemaker_client.list_training_jobs_for_hyper_parameter_tuning_job(
+    HyperParameterTuningJobName=tuner.latest_tuning_job.name, SortBy="FinalObjectiveMetricValue")
+attached = Estimator.attach(best, sagemaker_session=session)
+result(step="tune", seconds=time.time() - t0, name=tuner.latest_tuning_job.name, best=best,
+       status=description["HyperParameterTuningJobStatus"], counters=description["TrainingJobStatusCounters"],
+       listed=[j["TrainingJobName"] for j in jobs["TrainingJobSummaries"]], model_data=attached.model_data)
+"""
+
+
+def test_hyperparameter_tuner_fit_wait_best(
+    api: ApiServer, tripwire: _Tripwire, tmp_path: Path, data_dir: Path
+) -> None:
+    results = run_program(api, tripwire, tmp_path, "tuner", TUNER, str(data_dir))
+
+    tune = results["tune"]
+    assert tune["status"] == "Completed"
+    assert tune["counters"]["Completed"] == 4
+    assert len(tune["listed"]) == 4
+    described = api.backend.describe_hyper_parameter_tuning_job({"HyperParameterTuningJobName": tune["name"]})
+    summaries = api.backend.list_training_jobs_for_hyper_parameter_tuning_job(
+        {"HyperParameterTuningJobName": tune["name"]}
+    )["TrainingJobSummaries"]
+    values = [s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for s in summaries]
+    best = described["BestTrainingJob"]
+    assert tune["best"] == best["TrainingJobName"]
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == max(values)
+    training = api.backend.describe_training_job({"TrainingJobName": tune["best"]})
+    assert tune["model_data"] == training["ModelArtifacts"]["S3ModelArtifacts"]

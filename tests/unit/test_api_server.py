@@ -524,10 +524,10 @@ def test_create_of_a_name_in_use_already_exists(api: Api) -> None:
 def test_an_operation_not_served_is_unknown_and_named(api: Api) -> None:
     served = {op for op in _SM_MODEL.operation_names if api.server.backend.handler(op) is not None}
     not_served = sorted(set(_SM_MODEL.operation_names) - served)
-    assert "CreateHyperParameterTuningJob" in not_served
-    err = error_of(api.sm.list_hyper_parameter_tuning_jobs)
+    assert "CreateAutoMLJob" in not_served
+    err = error_of(api.sm.list_auto_ml_jobs)
     assert err["Code"] == "UnknownOperationException"
-    assert "ListHyperParameterTuningJobs" in err["Message"]
+    assert "ListAutoMLJobs" in err["Message"]
 
 
 def test_a_request_that_does_not_fit_the_input_shape_names_the_field(api: Api) -> None:

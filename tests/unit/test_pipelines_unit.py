@@ -1062,9 +1062,9 @@ def test_cli_pipeline_unsupported_step(
     main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     path = tmp_path / "p.json"
-    path.write_text(json.dumps(document({"Name": "Tune", "Type": "Tuning", "Arguments": {}})))
+    path.write_text(json.dumps(document({"Name": "Call", "Type": "Lambda", "Arguments": {}})))
     assert main(["pipeline", "show", str(path)]) == 2
-    assert "error: step 'Tune' has Type 'Tuning'" in capsys.readouterr().err
+    assert "error: step 'Call' has Type 'Lambda'" in capsys.readouterr().err
 
 
 def test_status_table_plain_and_live() -> None:

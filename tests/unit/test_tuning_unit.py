@@ -37,10 +37,21 @@ class SurfaceDocker(JobsDocker):  # type: ignore[misc]
         self.hold = hold
         self.seen: list[dict[str, str]] = []
 
+    @staticmethod
+    def hyperparameters(c: Any) -> dict[str, str]:
+        """hyperparameters.json as the container sees it: a file written into it, or one under a bound dir."""
+        if HP_FILE in c.spec.files:
+            return dict(json.loads(c.spec.files[HP_FILE]))
+        for m in c.spec.mounts:
+            target = m.target.rstrip("/") + "/"
+            if m.source and HP_FILE.startswith(target):
+                return dict(json.loads((Path(m.source) / HP_FILE[len(target) :]).read_text()))
+        raise AssertionError(f"no {HP_FILE} in the container's spec")
+
     def start(self, container_id: str) -> None:
         c = self.containers[container_id]
         if c.spec.publish_port is None:
-            hp = json.loads(c.spec.files[HP_FILE])
+            hp = self.hyperparameters(c)
             self.seen.append(hp)
             final = score(hp)
             c.env["FAKE_LOG"] = "no metric here" if self.silent else f"epoch 1 score={final - 10}|score={final}"
@@ -317,3 +328,51 @@ def test_api_server_tuning_operations(tmp_path: Path) -> None:
         assert training["HyperParameters"]["fixed"] == "1"
         tuning_jobs = sm.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]
         assert [t["HyperParameterTuningJobName"] for t in tuning_jobs] == ["api-tune"]
+
+
+def test_a_tuning_step_in_a_pipeline(tmp_path: Path) -> None:
+    from emulator.pipelines import PipelineExecution
+
+    arguments = {k: v for k, v in request(tmp_path, jobs=3).items() if k != "HyperParameterTuningJobName"}
+    best_model = {
+        "Std:Join": {
+            "On": "/",
+            "Values": [str(tmp_path / "out"), {"Get": "Steps.Tune.TrainingJobSummaries[0].TrainingJobName"}],
+        }
+    }
+    doc = {
+        "Version": "2020-12-01",
+        "Parameters": [],
+        "Steps": [
+            {"Name": "Tune", "Type": "Tuning", "Arguments": arguments},
+            {
+                "Name": "Check",
+                "Type": "Condition",
+                "Arguments": {
+                    "Conditions": [
+                        {
+                            "Type": "GreaterThanOrEqualTo",
+                            "LeftValue": {
+                                "Get": "Steps.Tune.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric.Value"
+                            },
+                            "RightValue": -100.0,
+                        },
+                        {"Type": "Equals", "LeftValue": best_model, "RightValue": best_model},
+                    ]
+                },
+            },
+        ],
+    }
+    docker = SurfaceDocker()
+    execution = PipelineExecution(doc, docker=docker, config=CONFIG)
+    result = execution.run()
+    assert result["PipelineExecutionStatus"] == "Succeeded", execution.list_steps()
+    steps = {s["StepName"]: s for s in execution.list_steps()}
+    assert steps["Check"]["Metadata"]["Condition"]["Outcome"] == "True"
+    arn = steps["Tune"]["Metadata"]["TuningJob"]["Arn"]
+    assert re.search(r":hyper-parameter-tuning-job/pipelines-[a-z0-9]+$", arn)
+    properties = execution.states["Tune"].properties
+    assert properties is not None
+    summaries = properties["TrainingJobSummaries"]
+    values = [s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for s in summaries]
+    assert values == sorted(values, reverse=True) == sorted((score(hp) for hp in docker.seen), reverse=True)
