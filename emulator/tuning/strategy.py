@@ -105,12 +105,19 @@ class Strategy:
         import optuna
 
         with self._lock:
-            if stopped_early:
-                self.study.tell(trial.handle, state=optuna.trial.TrialState.PRUNED)
-            elif value is None or not math.isfinite(value):
-                self.study.tell(trial.handle, state=optuna.trial.TrialState.FAIL)
-            else:
-                self.study.tell(trial.handle, value)
+            try:
+                if stopped_early:
+                    self.study.tell(trial.handle, state=optuna.trial.TrialState.PRUNED)
+                elif value is None or not math.isfinite(value):
+                    self.study.tell(trial.handle, state=optuna.trial.TrialState.FAIL)
+                else:
+                    self.study.tell(trial.handle, value)
+            except RuntimeError:
+                # GridSampler calls study.stop() once every grid point has run, which only an optimize() loop may
+                # do; the result is stored before that (optuna's tell saves it in a finally), and the tuning job
+                # asks for no more points than the grid has.
+                if not isinstance(self.study.sampler, optuna.samplers.GridSampler):
+                    raise
 
     def seen(self, hyperparameters: Mapping[str, str], value: float) -> bool:
         """Add a finished job of an earlier tuning job (WarmStartConfig); False when it lies outside the ranges."""
