@@ -68,6 +68,12 @@ class ContainerFailed(EmulatorError):
 class EndpointNotReady(ContainerFailed):
     """Raised when a serving container does not pass the /ping health check in time."""
 
+    #: With ``Endpoint(fail_fast=True)``: the sure sign that ended the start early (``loopback-only``,
+    #: ``other-port``, ``ping-status``, ``ping-timeout``; see emulator.serving.readiness), else "".
+    cause: str = ""
+    #: ... and its fix, one sentence.
+    fix: str = ""
+
 
 class ValidationError(EmulatorError):
     """Raised like sagemaker-runtime's ValidationError (HTTP 400): a request the platform refuses itself."""

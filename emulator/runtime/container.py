@@ -266,6 +266,12 @@ class Container:
         """A tar stream of ``path`` in the container (also after it exited, volumes included)."""
         return self.docker.get_archive(self.id, path)
 
+    def exec_output(self, argv: list[str]) -> bytes | None:
+        """What ``argv`` run inside the running container printed (None: it could not run, or failed)."""
+        if self._id is None or self._removed:
+            return None
+        return self.docker.exec_output(self._id, argv)
+
     def host_port(self, port: int) -> int:
         """The 127.0.0.1 port that the container's ``port`` is published on."""
         return self.docker.host_port(self.id, port)

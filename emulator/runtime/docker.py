@@ -127,6 +127,7 @@ class DockerSeam(Protocol):
     def iter_log_lines(self, container_id: str) -> Iterator[str]: ...
     def logs_tail(self, container_id: str, lines: int = 50) -> str: ...
     def host_port(self, container_id: str, port: int) -> int: ...
+    def exec_output(self, container_id: str, argv: list[str]) -> bytes | None: ...
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]: ...
     def remove(self, container_id: str) -> None: ...
     def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> str: ...
@@ -395,6 +396,21 @@ class DockerClient:
                 return int(bindings[0]["HostPort"])
             time.sleep(0.02)
         raise ContainerFailed(f"Docker did not publish port {port} of the container")
+
+    def exec_output(self, container_id: str, argv: list[str]) -> bytes | None:
+        """What ``argv`` run inside the running container printed on stdout; None if it could not run or failed.
+
+        Only for looking, never for changing a container: the emulator reads ``/proc`` files with it (which
+        ``get_archive`` cannot copy: their size reads as 0).
+        """
+        with self._engine("running a command in a container"):
+            try:
+                exec_id = self._api.exec_create(container_id, argv, stdout=True, stderr=False)["Id"]
+                out = self._api.exec_start(exec_id)
+                code = self._api.exec_inspect(exec_id).get("ExitCode")
+            except docker.errors.APIError:
+                return None  # not running (any more), or no such program in the image
+        return out if code == 0 and isinstance(out, bytes) else None
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """A tar stream of ``path`` in the container (works on stopped containers, volumes included)."""

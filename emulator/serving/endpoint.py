@@ -31,6 +31,7 @@ from emulator.runtime import session as _session
 from emulator.runtime.cluster import start_failure
 from emulator.runtime.container import Container, LogSink, StopResult, default_log_sink
 from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
+from emulator.runtime.inspect import listening_sockets
 from emulator.runtime.names import claim, release
 from emulator.runtime.resources import docker_limits
 from emulator.runtime.session import Session
@@ -47,6 +48,7 @@ from emulator.serving.models import (
     local_dir,
     model_location,
 )
+from emulator.serving.readiness import ReadinessWatch
 from emulator.spec import validate
 from emulator.storage.artifacts import extract_model
 from emulator.storage.s3 import S3, is_s3
@@ -81,6 +83,10 @@ class Endpoint:
         invocation_timeout_s: how long :meth:`invoke` waits for an answer (the platform's 60 s by default).
         max_connections: connections kept open to the container (concurrent callers).
         log_sink: called with (endpoint name, line) for every line the container prints.
+        fail_fast: fail the start as soon as a sure sign shows it will never pass /ping (the server listens only
+            on 127.0.0.1 or on another port, /ping keeps answering an error or keeps timing out: see
+            :mod:`emulator.serving.readiness`) instead of polling until the startup timeout as the platform does.
+            ``EndpointNotReady.cause`` then names the sign. The contract suite sets it.
         unique_name: refuse to start while another endpoint of this name lives (in this process, or a running
             container of any process), as CreateEndpoint does ("already exists"). ``serve`` sets it; the API server
             checks names itself, and its UpdateEndpoint runs the new container beside the old one under one name.
@@ -107,6 +113,7 @@ class Endpoint:
         log_sink: LogSink | None = None,
         kind: str = "endpoint",
         unique_name: bool = False,
+        fail_fast: bool = False,
     ) -> None:
         self.session, self._owns_session = Session.of(session, config, docker, s3)
         self.config = self.session.config
@@ -128,6 +135,7 @@ class Endpoint:
         self._hostname = hostname
         self._kind = kind
         self._unique_name = unique_name
+        self._fail_fast = fail_fast
         self._sink = log_sink or (default_log_sink if self.config.stream_logs else _discard)
         self._container: Container | None = None
         self._invoker: Invoker | None = None
@@ -350,22 +358,48 @@ class Endpoint:
 
     def _wait_ready(self, deadline: float) -> None:
         last = "no answer yet"
+        watch = ReadinessWatch() if self._fail_fast else None
         while True:
             self._raise_if_exited()
             if self._closing.is_set():
                 raise EmulatorError(f"endpoint {self.name} was stopped while it was starting")
+            status: int | None = None
+            timed_out = False
             try:
                 status = self.invoker.ping()
                 if status == 200:
                     return
                 last = f"HTTP {status}"
             except requests.RequestException as exc:
+                timed_out = isinstance(exc, requests.ReadTimeout)
                 last = _short(exc)
             now = time.monotonic()
+            if watch is not None:
+                self._judge(watch, now, status, timed_out)
             if now >= deadline:
                 raise self._timeout_error(last)
             # Event.wait rather than sleep: an exit wakes the loop at once.
             self._exited.wait(min(self.config.ping_interval_s, deadline - now))
+
+    def _judge(self, watch: ReadinessWatch, now: float, status: int | None, timed_out: bool) -> None:
+        """Fail the start at once on a sure sign (``fail_fast``): see emulator.serving.readiness."""
+        verdict = watch.ping(now, status, timed_out=timed_out)
+        if verdict is None and self._container is not None and watch.wants_sockets(now):
+            verdict = watch.listeners(now, listening_sockets(self._container))
+        if verdict is None:
+            return
+        self._raise_if_exited()  # an exit is the better explanation
+        tail = self.failure_tail()
+        err = EndpointNotReady(
+            f"endpoint {self.name} will not pass the /ping health check: {verdict.problem} "
+            f"({now - self._started_at:.1f}s after start); fix: {verdict.fix}",
+            image=self.image,
+            command=["serve"],
+            log_tail=tail,
+        )
+        err.cause, err.fix = verdict.cause, verdict.fix
+        err.add_note(f"last log lines of the container:\n{tail}")
+        raise err
 
     def _raise_if_exited(self, wait_s: float = 0.0) -> None:
         if self._container is not None:

@@ -165,6 +165,12 @@ class FakeDocker:
             raise ContainerFailed(f"Docker did not publish port {port} of the container")
         return int(c.server.server_address[1])
 
+    def exec_output(self, container_id: str, argv: list[str]) -> bytes | None:
+        # RECORDER_PROC_NET_TCP: what `cat /proc/net/tcp` prints in the container (the sockets it listens on).
+        c = self.containers[container_id]
+        text = c.env.get("RECORDER_PROC_NET_TCP")
+        return None if text is None or c.exited.is_set() else text.encode()
+
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         return iter(())
 
