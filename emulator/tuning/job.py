@@ -222,6 +222,8 @@ class TuningJob(UniqueNameJob):
                 launched += 1
                 running.append(self._launch(launched))
             for run in list(running):
+                if run.steps and not run.trails:  # the jobs that ended since its last value may change the verdict
+                    run.trails = self._strategies[run.definition].trails(run.trial)
                 if run.trails and not run.job.stop_requested:
                     logger.info("%s: early stopping (its objective trails the median)", run.job.name)
                     run.job.stop()

@@ -98,6 +98,11 @@ class Strategy:
             return False
         with self._lock:
             trial.handle.report(value, step)
+        return self.trails(trial)
+
+    def trails(self, trial: Trial) -> bool:
+        """Whether a running job's last intermediate value trails the jobs that ended (asked again as they end)."""
+        with self._lock:
             return bool(trial.handle.should_prune())
 
     def tell(self, trial: Trial, value: float | None, *, stopped_early: bool = False) -> None:

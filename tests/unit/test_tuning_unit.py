@@ -376,3 +376,32 @@ def test_a_tuning_step_in_a_pipeline(tmp_path: Path) -> None:
     summaries = properties["TrainingJobSummaries"]
     values = [s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for s in summaries]
     assert values == sorted(values, reverse=True) == sorted((score(hp) for hp in docker.seen), reverse=True)
+
+
+def test_early_stopping_stops_the_jobs_that_trail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import emulator.tuning.job as tuning_job
+
+    monkeypatch.setattr(tuning_job, "local_parallelism", lambda requested, *a: (requested, "all at once"))
+
+    # Every job reports its two values, then runs until stopped ...
+    class EarlyExit(SurfaceDocker):
+        def start(self, container_id: str) -> None:  # ... except the good ones (score >= -1), which end at once
+            super().start(container_id)
+            c = self.containers[container_id]
+            if c.spec.publish_port is None and score(self.hyperparameters(c)) >= -1:
+                c.exit(0)
+
+    docker = EarlyExit(hold=threading.Event())
+    ranges = {"CategoricalParameterRanges": [{"Name": "x", "Values": ["2", "3", "4", "0", "6"]}]}
+    req = request(tmp_path, strategy="Grid", ranges=ranges, jobs=None, parallel=5, TrainingJobEarlyStoppingType="Auto")
+    job = TuningJob(req, docker=docker, config=CONFIG)
+    result = job.start().wait(timeout_s=60)
+    by_x = {s["TunedHyperParameters"]["x"]: s for s in job.training_job_summaries()}
+    assert {x: s["TrainingJobStatus"] for x, s in by_x.items()} == {
+        "2": "Completed", "3": "Completed", "4": "Completed", "0": "Stopped", "6": "Stopped"
+    }  # fmt: skip
+    assert by_x["0"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == score({"x": "0"})
+    assert result["TrainingJobStatusCounters"]["Stopped"] == 2
+    assert result["HyperParameterTuningJobStatus"] == "Completed"
+    assert score(result["BestTrainingJob"]["TunedHyperParameters"]) == 0.0
+    assert docker.running() == []
