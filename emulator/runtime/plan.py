@@ -78,6 +78,11 @@ class JobPlan:
     reads: tuple[str, ...] = ()
     #: Files read from every host only when the job did not succeed (the failure file: one archive call saved).
     failure_reads: tuple[str, ...] = ()
+    #: Container dirs whose files (``spec.files`` below them) the runner writes into its work dir and binds
+    #: read-only, instead of an archive call writing them into each container (training: the config files).
+    bound_dirs: tuple[str, ...] = ()
+    #: ``spec.dirs`` made as empty volumes (nested in the /opt/ml volume) instead of by an archive call.
+    dirs_as_volumes: bool = False
     private_network: bool = False
     internal_network: bool = False
     #: What the container runs, for the message when Docker cannot start it.

@@ -7,22 +7,25 @@ before the containers are removed. ``stop()`` may come from any thread at any ti
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from emulator.config import EmulatorConfig
+from emulator.constants import OPT_ML
 from emulator.errors import DockerUnavailable, EmulatorError
 from emulator.runtime.cluster import Cluster, LogSink, Outcome, start_failure
 from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
 from emulator.runtime.lifecycle import BackgroundJob
 from emulator.runtime.plan import Export, JobPlan
 from emulator.runtime.session import Session
-from emulator.storage.artifacts import extract_files, list_tree, read_file, repack
+from emulator.storage.artifacts import SpooledArchive, extract_files, list_tree, read_file, repack
 from emulator.storage.locations import Storage
 from emulator.storage.s3 import S3
 from emulator.storage.staging import stage_data
@@ -40,6 +43,24 @@ class RunResult:
     files: list[dict[str, bytes | None]] = field(default_factory=list)
     #: With ``record_tree``: host -> every entry under /opt/ml (path -> file, dir or symlink -> X).
     tree: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+#: Up to this size, a host's /opt/ml is read with one archive call (inputs included) rather than one per path.
+WHOLE_ARCHIVE_MAX_BYTES: Final = 32 * 1024 * 1024
+
+
+def _tree_size(path: Path, stop_at: int) -> int:
+    """Bytes of the files under ``path`` (or of the file), counting stops once over ``stop_at``."""
+    if not path.is_dir():
+        return path.stat().st_size if path.exists() else 0
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+            if total > stop_at:
+                return total
+    return total
 
 
 class PlanRunner:
@@ -64,6 +85,9 @@ class PlanRunner:
         self._lock = threading.Lock()
         self._cluster: Cluster | None = None
         self._stop: tuple[bool, float | None] = (False, None)
+        #: Bytes of the staged inputs (bound under /opt/ml), counted up to WHOLE_ARCHIVE_MAX_BYTES per input.
+        self._input_bytes = 0
+        self._spooled: list[SpooledArchive | None] = []
 
     def run(self) -> RunResult:
         """Stage, run, export; the containers and the staging dir are removed on every path.
@@ -125,6 +149,7 @@ class PlanRunner:
             for rel, data in storage.read_tree(seed.location).items():
                 seeded[f"{seed.container_path.rstrip('/')}/{rel}"] = data
         mounts: list[list[Mount]] = [[] for _ in range(n)]
+        self._input_bytes = 0
         for i, item in enumerate(plan.inputs):
             per_host = stage_data(
                 item.uri,
@@ -138,33 +163,85 @@ class PlanRunner:
             )
             for h in range(n):
                 mounts[h] += [Mount(target, source, read_only=True) for source, target in per_host[h]]
-        return [
-            dataclasses.replace(
-                host.spec,
-                mounts=[*host.spec.mounts, *mounts[h]],
-                files={**host.spec.files, **seeded},
-                labels=dict(host.spec.labels),
-            )
-            for h, host in enumerate(plan.hosts)
-        ]
+            self._input_bytes += sum(_tree_size(Path(source), WHOLE_ARCHIVE_MAX_BYTES) for source, _ in per_host[0])
+        return [self._host_spec(h, mounts[h], seeded, work) for h in range(n)]
+
+    def _host_spec(self, h: int, inputs: list[Mount], seeded: dict[str, bytes], work: Path) -> ContainerSpec:
+        """Host ``h``'s container: its inputs mounted, seeds added; bound dirs and volume dirs as the plan says."""
+        plan, spec = self.plan, self.plan.hosts[h].spec
+        mounts = [*spec.mounts, *inputs]
+        files = {**spec.files, **seeded}
+        dirs = list(spec.dirs)
+        for i, target in enumerate(plan.bound_dirs):
+            below = {path: data for path, data in files.items() if path.startswith(target.rstrip("/") + "/")}
+            source = work / f"bound-{h}-{i}"
+            source.mkdir(mode=0o755)
+            source.chmod(0o755)  # readable by any user the image runs as (a umask may have cut mkdir's mode)
+            for path, data in below.items():
+                dest = source / path[len(target) :].strip("/")
+                dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                dest.write_bytes(data)
+                dest.chmod(0o644)
+                del files[path]
+            mounts.append(Mount(target, str(source), read_only=True))
+        if plan.dirs_as_volumes:
+            # Docker makes a mount's target and its parents itself: only a dir no mount makes needs a volume.
+            made = [m.target.rstrip("/") for m in mounts]
+            for d in dict.fromkeys(dirs):
+                if not any(t == d or t.startswith(d + "/") for t in made):
+                    mounts.append(Mount(d))
+                    made.append(d)
+            dirs = []
+        return dataclasses.replace(spec, mounts=mounts, files=files, dirs=dirs, labels=dict(spec.labels))
 
     def _collect(self, cluster: Cluster, outcome: Outcome, work: Path) -> RunResult:
         plan = self.plan
         n = len(plan.hosts)
         result = RunResult(outcome)
-        if self._record_tree:
-            result.tree = {plan.hosts[i].name: list_tree(cluster.archive(i, "/opt/ml"), "/opt/ml") for i in range(n)}
-        storage = Storage(lambda: self.session.s3)
-        for j, export in enumerate(plan.exports):
-            where = self._export(cluster, export, work / f"export-{j}", storage)
-            if where is not None:
-                result.exported[export.name] = where
         paths = plan.reads if outcome.succeeded else (*plan.reads, *plan.failure_reads)
-        result.files = [{path: read_file(cluster.archive(i, path)) for path in paths} for i in range(n)]
+        wanted = [*([OPT_ML] if self._record_tree else []), *(e.container_path for e in plan.exports), *paths]
+        self._spooled = self._spool_all(cluster, wanted, work)
+        try:
+            if self._record_tree:
+                result.tree = {
+                    plan.hosts[i].name: list_tree(self._archive(cluster, i, OPT_ML), OPT_ML) for i in range(n)
+                }
+            storage = Storage(lambda: self.session.s3)
+            for j, export in enumerate(plan.exports):
+                where = self._export(cluster, export, work / f"export-{j}", storage)
+                if where is not None:
+                    result.exported[export.name] = where
+            result.files = [{path: read_file(self._archive(cluster, i, path)) for path in paths} for i in range(n)]
+        finally:
+            for spooled in self._spooled:
+                if spooled is not None:
+                    spooled.close()
         return result
 
+    def _spool_all(self, cluster: Cluster, wanted: list[str], work: Path) -> list[SpooledArchive | None]:
+        """/opt/ml of every host in one archive call each, when it would save calls and the inputs are small.
+
+        The inputs are bound under /opt/ml, so they come too: over WHOLE_ARCHIVE_MAX_BYTES (the inputs, or what
+        the job wrote) the paths are read one call each, as before.
+        """
+        below = [p for p in wanted if p == OPT_ML or p.startswith(OPT_ML + "/")]
+        n = len(self.plan.hosts)
+        if len(below) < 2 or self._input_bytes > WHOLE_ARCHIVE_MAX_BYTES:
+            return [None] * n
+        return [
+            SpooledArchive.fetch(cluster.archive(i, OPT_ML), OPT_ML, work / f"opt-ml-{i}.tar", WHOLE_ARCHIVE_MAX_BYTES)
+            for i in range(n)
+        ]
+
+    def _archive(self, cluster: Cluster, i: int, path: str) -> Iterable[bytes]:
+        """A tar stream of ``path`` on host ``i``: from its spooled /opt/ml when there is one."""
+        spooled = self._spooled[i] if i < len(self._spooled) else None
+        if spooled is not None and spooled.covers(path):
+            return spooled.slice(path)
+        return cluster.archive(i, path)
+
     def _export(self, cluster: Cluster, export: Export, staging: Path, storage: Storage) -> str | None:
-        streams = (cluster.archive(i, export.container_path) for i in range(len(self.plan.hosts)))
+        streams = (self._archive(cluster, i, export.container_path) for i in range(len(self.plan.hosts)))
         if export.form == "tree":
             count = extract_files(streams, staging)
             if count or export.always:

@@ -124,6 +124,9 @@ def plan(
         seeds=(Seed(cc["S3Uri"], checkpoint_dir),) if cc else (),
         exports=tuple(exports),
         failure_reads=(constants.FAILURE_FILE,),
+        # No archive call before the start: the config files are bound read-only, the empty dirs are volumes.
+        bound_dirs=(constants.INPUT_CONFIG_DIR,),
+        dirs_as_volumes=True,
         private_network=len(hosts) > 1,
         internal_network=bool(req.get("EnableNetworkIsolation")),
         command=tuple(entrypoint or command),

@@ -29,6 +29,7 @@ from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_KIND, LABEL_MANAGED, LABEL_SESSION
 from emulator.errors import ContainerFailed, ImageNotFound, Interrupted
 from emulator.runtime import cluster as _cluster
+from emulator.runtime import runner as runner_module
 from emulator.runtime.docker import ContainerSpec, ContainerState, DockerSeam, ImageInfo, Managed
 from emulator.spec import operation_model
 from emulator.training import TrainingJob
@@ -91,6 +92,8 @@ class FakeDocker:
     def create(self, spec: ContainerSpec) -> str:
         cid = f"fake{len(self.containers):04d}"
         mounted: dict[str, dict[str, bytes]] = {}
+        volumes = [m.target for m in spec.mounts if m.source is None]
+        seen = dict(spec.files)
         for m in spec.mounts:
             if m.source is None:
                 continue
@@ -98,9 +101,20 @@ class FakeDocker:
             paths = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
             base = src if src.is_dir() else src.parent
             mounted[m.target] = {p.relative_to(base).as_posix(): p.read_bytes() for p in paths}
+            # What the container sees there (get_archive includes bind mounts, as Docker's does).
+            if src.is_dir():
+                seen.update({f"{m.target}/{rel}": data for rel, data in mounted[m.target].items()})
+            else:
+                seen[m.target] = src.read_bytes()
         script = self._script(spec) if callable(self._script) else self._script
         self.containers[cid] = FakeContainer(
-            cid, copy.deepcopy(spec), script, dict(spec.files), set(spec.dirs), mounted
+            # A volume mount (no source) is an empty dir, as Docker makes it.
+            cid,
+            copy.deepcopy(spec),
+            script,
+            seen,
+            {*spec.dirs, *volumes},
+            mounted,
         )
         return cid
 
@@ -156,9 +170,6 @@ class FakeDocker:
         path = path.rstrip("/")
         base = path.rsplit("/", 1)[-1]
         buf = io.BytesIO()
-    def exec_output(self, container_id: str, argv: list[str]) -> bytes | None:
-        return None
-
         if path in c.files:
             with tarfile.open(fileobj=buf, mode="w") as tf:
                 _add_file(tf, base, c.files[path])
@@ -215,7 +226,13 @@ class FakeDocker:
         return [c.spec for c in self.containers.values()]
 
     def config_json(self, index: int, name: str) -> Any:
-        return json.loads(self.specs[index].files[f"{CONFIG_DIR}/{name}"])
+        return json.loads(self.config_bytes(index, name))
+
+    def config_bytes(self, index: int, name: str) -> bytes:
+        """A file of /opt/ml/input/config as the container saw it (bound read-only from the runner's work dir)."""
+        c = list(self.containers.values())[index]
+        assert next(m for m in c.spec.mounts if m.target == CONFIG_DIR).read_only
+        return c.mounted[CONFIG_DIR][name]
 
     def all_removed(self) -> bool:
         return all(c.removed for c in self.containers.values()) and sorted(self.removed_networks) == sorted(
@@ -469,8 +486,14 @@ def test_opt_ml_is_a_fresh_volume_and_channels_are_read_only_mounts(tmp_path: Pa
     [ch] = [m for m in spec.mounts if m.target == "/opt/ml/input/data/train"]
     assert ch.read_only
     assert ch.source == str(data)
-    for d in ("/opt/ml/model", "/opt/ml/output/data", "/opt/ml/checkpoints", "/opt/ml/input/data"):
-        assert d in spec.dirs
+    # The empty dirs are volumes and the config files a read-only bind: no archive call before the start.
+    volumes = {m.target for m in spec.mounts if m.source is None}
+    assert volumes == {"/opt/ml", "/opt/ml/model", "/opt/ml/output/data", "/opt/ml/checkpoints"}
+    assert spec.dirs == []  # /opt/ml/input/data: Docker makes it for the channel's mount
+    assert spec.files == {}
+    [config_mount] = [m for m in spec.mounts if m.target == CONFIG_DIR]
+    assert config_mount.read_only
+    assert config_mount.source is not None
 
 
 # -- the config files -------------------------------------------------------------------------------------
@@ -491,7 +514,7 @@ def test_config_files_exact(tmp_path: Path, config: EmulatorConfig) -> None:
         ],
         ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 5},
     )
-    assert [f.rsplit("/", 1)[-1] for f in docker.specs[0].files if f.startswith(CONFIG_DIR)] == [
+    assert sorted(next(iter(docker.containers.values())).mounted[CONFIG_DIR]) == [
         "hyperparameters.json",
         "inputdataconfig.json",
         "resourceconfig.json",
@@ -531,7 +554,7 @@ def test_config_files_exact(tmp_path: Path, config: EmulatorConfig) -> None:
 
 def test_no_hyperparameters_gives_an_empty_object(tmp_path: Path, config: EmulatorConfig) -> None:
     _, docker = run(tmp_path, config)
-    assert docker.specs[0].files[f"{CONFIG_DIR}/hyperparameters.json"] == b"{}"
+    assert docker.config_bytes(0, "hyperparameters.json") == b"{}"
     assert docker.config_json(0, "inputdataconfig.json") == {}
 
 
@@ -599,7 +622,7 @@ def test_single_file_channel_appears_inside_the_channel_dir(tmp_path: Path, conf
     (data / "train.csv").write_text("1")
     (data / "secret.txt").write_text("not for the container")
     _, docker = run(tmp_path, config, InputDataConfig=[channel("train", data / "train.csv")])
-    [m] = [m for m in docker.specs[0].mounts if m.source]
+    [m] = [m for m in docker.specs[0].mounts if m.source and m.target != CONFIG_DIR]
     assert (m.source, m.target, m.read_only) == (str(data / "train.csv"), "/opt/ml/input/data/train/train.csv", True)
 
 
@@ -633,6 +656,54 @@ def test_completed_job_exports_model_and_output_with_entries_at_the_root(
     ]
     assert docker.all_removed()
     assert not list(Path(config.work_dir or "").iterdir())  # the job's temp dir is gone
+
+
+class ArchiveCountingDocker(FakeDocker):
+    """Records the path of every archive call."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__(script)
+        self.archived: list[str] = []
+
+    def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
+        self.archived.append(path)
+        return super().get_archive(container_id, path)
+
+
+WRITES = {"/opt/ml/model/model.bin": b"weights", "/opt/ml/output/data/report.txt": b"r", "/opt/ml/output/x": b"y"}
+
+
+def test_model_and_output_come_out_in_one_archive_call_per_host(tmp_path: Path, config: EmulatorConfig) -> None:
+    docker = ArchiveCountingDocker(Script(writes=WRITES))
+    request = make_request(tmp_path, ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2})
+    result = TrainingJob(request, config=config, docker=docker).run()
+    assert docker.archived == ["/opt/ml", "/opt/ml"]
+    assert tar_read(result["ModelArtifacts"]["S3ModelArtifacts"], "model.bin") == b"weights"
+    assert set(tar_names(tmp_path / "out" / "job-1" / "output" / "output.tar.gz")) == {"report.txt"}  # both hosts'
+
+
+def test_over_the_spool_limit_each_path_is_read_on_its_own(
+    tmp_path: Path, config: EmulatorConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "WHOLE_ARCHIVE_MAX_BYTES", 4096)  # the /opt/ml tar is bigger
+    docker = ArchiveCountingDocker(Script(writes=WRITES, exit_code=2))
+    result = TrainingJob(make_request(tmp_path), config=config, docker=docker).run()
+    assert docker.archived == ["/opt/ml", "/opt/ml/model", "/opt/ml/output/data", "/opt/ml/output/failure"]
+    assert result["TrainingJobStatus"] == "Failed"
+    assert tar_read(result["ModelArtifacts"]["S3ModelArtifacts"], "model.bin") == b"weights"
+    assert tar_names(tmp_path / "out" / "job-1" / "output" / "output.tar.gz") == ["report.txt"]
+
+
+def test_large_inputs_are_not_read_back(
+    tmp_path: Path, config: EmulatorConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "WHOLE_ARCHIVE_MAX_BYTES", 100)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "big.csv").write_bytes(b"1,2\n" * 100)  # over the limit: /opt/ml would carry it
+    docker = ArchiveCountingDocker(Script(writes=WRITES))
+    TrainingJob(make_request(tmp_path, InputDataConfig=[channel("train", data)]), config=config, docker=docker).run()
+    assert docker.archived == ["/opt/ml/model", "/opt/ml/output/data"]
 
 
 def test_record_tree_lists_the_files_each_host_left_under_opt_ml(tmp_path: Path, config: EmulatorConfig) -> None:
