@@ -164,6 +164,9 @@ class FakeDocker:
     def host_port(self, container_id: str, port: int) -> int:
         raise NotImplementedError("training publishes no ports")
 
+    def exec_output(self, container_id: str, argv: list[str]) -> bytes | None:
+        return None
+
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """Like Docker: a tar whose top-level entry is the basename of ``path``; nothing for a missing path."""
         c = self.containers[container_id]
