@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from contract_tests.config import starter_yaml
+from contract_tests.config import PLACEHOLDER, starter_yaml
 from emulator.config import EmulatorConfig
 from emulator.errors import EXIT_OK, InvalidSpec
 
@@ -27,7 +27,8 @@ def add_command(sub: SubParsers) -> None:
         help="write a commented starter config for the contract suite (pytest --image)",
         description="Write a commented starter contract config (YAML) for the contract suite: "
         "'pytest --image IMAGE --contract-config FILE'. Edit it to describe your image's sample data, "
-        "requests and capabilities (docs/contract-suite.md).",
+        "requests and capabilities (docs/contract-suite.md): the suite refuses to start while a "
+        "'<FILL IN: ...>' placeholder is left.",
     )
     p.add_argument(
         "path", nargs="?", default="contract.yaml", help="where to write it (default: contract.yaml; '-' for stdout)"
@@ -50,5 +51,9 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
         raise InvalidSpec(f"{path} exists already; pass --force to overwrite it, or name another file")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    sys.stdout.write(f"wrote {path}; edit it, then run: pytest --image IMAGE --contract-config {path}\n")
+    left = sum(len(PLACEHOLDER.findall(ln)) for ln in text.splitlines() if not ln.lstrip().startswith("#"))
+    sys.stdout.write(
+        f"wrote {path}; replace its {left} '<FILL IN: ...>' placeholders with your image's values, then run: "
+        f"pytest --image IMAGE --contract-config {path}\n"
+    )
     return EXIT_OK

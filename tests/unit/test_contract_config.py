@@ -8,6 +8,7 @@ with what goes there; ``serving.accepted_content_types`` defaults to the sample 
 
 from __future__ import annotations
 
+import argparse
 import copy
 import re
 import shutil
@@ -367,3 +368,19 @@ def test_a_placeholder_is_found_before_a_type_error_would_hide_it() -> None:
 def test_angle_brackets_that_are_no_placeholder_are_values() -> None:
     raw = _set(_raw(), "serving.requests[0].body", "<rows><row>5.1,3.5,1.4,0.2</row></rows>")
     assert from_mapping(raw).serving.requests[0].body == "<rows><row>5.1,3.5,1.4,0.2</row></rows>"
+
+
+def test_init_contract_writes_a_starter_the_loader_refuses_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contract_tests import init_contract
+    from emulator import EmulatorConfig
+
+    target = tmp_path / "contract.yaml"
+    args = argparse.Namespace(path=str(target), force=False)
+    assert init_contract.run(args, EmulatorConfig()) == 0
+    said = capsys.readouterr().out
+    live = [ln for ln in target.read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("#")]
+    assert f"replace its {sum(len(PLACEHOLDER.findall(ln)) for ln in live)} '<FILL IN: ...>' placeholders" in said
+    with pytest.raises(ContractConfigError, match="still the init-contract starter's placeholder: replace it with"):
+        load_config(target)
