@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from emulator.serving import Endpoint
     from emulator.training import TrainingJob
     from emulator.transform import TransformJob
+    from emulator.tuning import TuningJob
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -42,6 +43,7 @@ _LAZY = {
     "Endpoint": "emulator.serving",
     "TrainingJob": "emulator.training",
     "TransformJob": "emulator.transform",
+    "TuningJob": "emulator.tuning",
 }
 
 
@@ -69,5 +71,6 @@ __all__ = [
     "ProcessingJob",
     "TrainingJob",
     "TransformJob",
+    "TuningJob",
     "ValidationError",
 ]

@@ -84,9 +84,8 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
         f"tuning job {job.name}: {spec.strategy}, {spec.max_jobs} training jobs, {job.parallelism_note}",
         sys.stderr,
     )
-    quiet_loggers = ("emulator.training", "emulator.runtime", *(("emulator.tuning",) if table.live else ()))
-    if not getattr(args, "verbose", False):  # the table says what these would; they would break its redraw
-        for name in quiet_loggers:
+    if not getattr(args, "verbose", False):  # the table says what these would (and they would break its redraw)
+        for name in ("emulator.training", "emulator.runtime", "emulator.tuning"):
             logging.getLogger(name).setLevel(logging.WARNING)
     result = job.run()
     table.close(job)
