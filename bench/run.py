@@ -34,6 +34,7 @@ BENCHMARKS = {
     "contract": "bench.bench_contract",
     "localmode": "bench.bench_localmode",
     "sdk": "bench.bench_sdk",
+    "tuning": "bench.bench_tuning",
 }
 TEMPLATE = Path(__file__).resolve().parent / "template.md"
 
