@@ -35,6 +35,7 @@ BENCHMARKS = {
     "localmode": "bench.bench_localmode",
     "sdk": "bench.bench_sdk",
     "tuning": "bench.bench_tuning",
+    "console": "bench.bench_console",
 }
 TEMPLATE = Path(__file__).resolve().parent / "template.md"
 

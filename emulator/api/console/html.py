@@ -4,6 +4,7 @@ Describe answer as nested definition lists. Every value that reaches a page goes
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,14 +26,19 @@ _STATUS_CLASS = {
 _FOLD_CHARS = 200
 
 
+_SPECIAL = re.compile(r"[&<>\"']")
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]*")
+
+
 def esc(value: object) -> str:
     """``value`` as text safe in HTML content and attribute values."""
-    return escape(str(value), quote=True)
+    text = str(value)
+    return escape(text, quote=True) if _SPECIAL.search(text) else text  # most names need nothing: 1,000 rows
 
 
 def href(*parts: str, query: Mapping[str, str] | None = None) -> str:
     """``/console/<part>/<part>?k=v``, every part quoted."""
-    path = "/console/" + "/".join(quote(p, safe="") for p in parts)
+    path = "/console/" + "/".join(p if _PLAIN.fullmatch(p) else quote(p, safe="") for p in parts)
     if query:
         path += "?" + "&".join(f"{quote(k)}={quote(v, safe='')}" for k, v in query.items())
     return path
@@ -43,6 +49,7 @@ def status_class(status: str | None) -> str:
     return "st-" + _STATUS_CLASS.get(status or "", "wait")
 
 
+@cache
 def badge(status: str | None) -> str:
     """A status word as a coloured badge."""
     text = status or "Pending"
@@ -52,7 +59,7 @@ def badge(status: str | None) -> str:
 def when(value: Any) -> str:
     """A timestamp as ``2026-12-07 03:31:18`` (UTC), or empty."""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return value.isoformat(sep=" ", timespec="seconds")[:19]  # strftime is 3x slower
     return "" if value is None else esc(value)
 
 

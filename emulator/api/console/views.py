@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,12 +286,21 @@ class Views:
         return html + '<div class="charts">' + "".join(charts.chart(s) for s in found) + "</div>"
 
     def _tuning_trainings(self, name: str, data: Mapping[str, Any]) -> str:
-        rows = [r for r in self.rows(SECTIONS["training"]) if str(r.get("TuningJobArn", "")).endswith(f"/{name}")]
+        rows = self._list("ListTrainingJobsForHyperParameterTuningJob", {"HyperParameterTuningJobName": name})
         best = (data.get("BestTrainingJob") or {}).get("TrainingJobName")
         head = f"<h2>Training jobs ({len(rows)})</h2>"
         if best:
             head += f"<p>best: {link(href('training', best), best)}</p>"
-        return head + self.list_table(SECTIONS["training"], rows)
+        cells = [
+            [
+                link(href("training", r.get("TrainingJobName", "")), r.get("TrainingJobName", "")),
+                badge(r.get("TrainingJobStatus")),
+                esc(_objective(r)),
+                esc(", ".join(f"{k}={v}" for k, v in (r.get("TunedHyperParameters") or {}).items())),
+            ]
+            for r in rows
+        ]
+        return head + table(["Training job", "Status", "Objective", "Hyperparameters"], cells)
 
     def _endpoint(self, name: str, data: dict[str, Any]) -> Page:
         status = data.get("EndpointStatus")
@@ -485,8 +495,7 @@ def render_report_file(path: Path) -> str:
 
 
 def when_file(path: Path) -> str:
-    from datetime import UTC, datetime
-
+    """A file's modification time."""
     return when(datetime.fromtimestamp(path.stat().st_mtime, UTC)) + " UTC"
 
 
@@ -551,6 +560,11 @@ def _note(row: Mapping[str, Any]) -> str:
 def _image(row: Mapping[str, Any]) -> str:
     container = row.get("PrimaryContainer") or (row.get("Containers") or [{}])[0]
     return str(container.get("Image", ""))
+
+
+def _objective(row: Mapping[str, Any]) -> str:
+    metric = row.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    return f"{metric.get('MetricName')} = {metric.get('Value'):g}" if "Value" in metric else ""
 
 
 def _stamp(value: Any) -> float:
