@@ -49,3 +49,17 @@ ensure_sdk_venv() {
   export SM_EMULATOR_SDK_PYTHON="$sdk_venv/bin/python"
   echo "SM_EMULATOR_SDK_PYTHON=$SM_EMULATOR_SDK_PYTHON" >&2
 }
+
+ensure_browser() {
+  step "Headless Chromium and its driver (the console's browser tests, tests/integration/test_console_browser.py)"
+  # Debian's packages: the driver matches the browser, and Selenium is pointed at both (it downloads nothing).
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+      echo "error: chromium and chromium-driver are missing; install them: sudo apt-get install -y chromium chromium-driver" >&2
+      return 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+  /usr/bin/chromedriver --version >&2
+}

@@ -32,7 +32,8 @@ step "The seed code through the real SageMaker SDK, against the emulator's API s
 SDK_PY="$(bash "$REPO/scripts/ensure_sdk_venv.sh")/bin/python"
 API_DIR="$OUT/api-server"
 rm -rf "$API_DIR" && mkdir -p "$API_DIR"
-"$PY" -m emulator api-server --port 0 --state-dir "$API_DIR/state" > "$API_DIR/server.out" 2> "$API_DIR/server.log" &
+"$PY" -m emulator api-server --port 0 --state-dir "$API_DIR/state" --contract-report "$OUT/contract-report.xml" \
+  > "$API_DIR/server.out" 2> "$API_DIR/server.log" &
 API_PID=$!
 stop_api_server() {
   if kill -0 "$API_PID" 2> /dev/null; then

@@ -14,5 +14,6 @@ step "Lint, format and types (ruff check, ruff format --check, mypy strict; any 
 step "Doctests (the >>> examples in the library's docstrings)"
 "$PY" -m pytest --doctest-modules emulator -p no:cacheprovider -q
 ensure_sdk_venv
+ensure_browser
 step "Tests"
 exec "$PY" -m pytest tests -p no:cacheprovider "$@"

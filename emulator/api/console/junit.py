@@ -90,8 +90,9 @@ def _case(case: ET.Element) -> CheckResult:
     return result
 
 
-def render(results: list[CheckResult], source: str) -> str:
-    """The report as HTML: the counts, then a card per check (problem and fix of each failure up front)."""
+def render(results: list[CheckResult], source: str, *, title: str = "") -> str:
+    """The report as HTML: the counts, then a card per check (problem and fix of each failure up front);
+    ``title`` (e.g. the file's whole path) shows on hovering the source."""
     counts = Counter(r.outcome for r in results)
     order = ("failed", "error", "passed", "skipped")
     summary = " · ".join(f"{counts[o]} {o}" for o in order if counts[o])
@@ -113,8 +114,6 @@ def render(results: list[CheckResult], source: str) -> str:
             f'<div class="note">{esc(r.classname)}</div>{body}</div>'
         )
     return (
-        f'<p class="summary-line">{esc(source)}: {len(results)} checks · {esc(summary)}</p>'
-        + '<div class="checks">'
-        + "".join(cards)
-        + "</div>"
+        f'<p class="summary-line"><span title="{esc(title or source)}">{esc(source)}</span>: {len(results)} checks · '
+        f"{esc(summary)}</p>" + '<div class="checks">' + "".join(cards) + "</div>"
     )

@@ -487,7 +487,7 @@ def render_report_file(path: Path) -> str:
     """The report at ``path`` (read again at each view: the latest run), or why it cannot be shown."""
     try:
         data = path.read_bytes()
-        return junit.render(junit.parse(data), f"{path} ({when_file(path)})")
+        return junit.render(junit.parse(data), f"{path.name} ({when_file(path)})", title=str(path))
     except FileNotFoundError:
         return f'<p class="note">{esc(path)} does not exist yet: run the suite with --junitxml={esc(path)}</p>'
     except (OSError, junit.ReportError) as exc:
