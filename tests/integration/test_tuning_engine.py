@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from test_training import docker_cli, leftovers, start_cli
 
 from emulator import constants
 from emulator.cli.app import main
 from emulator.config import EmulatorConfig
+from emulator.constants import LABEL_PID
 from emulator.tuning import TuningJob
 
 pytestmark = pytest.mark.docker
@@ -126,3 +130,31 @@ def test_an_image_that_prints_no_metric_fails_with_the_platforms_reason(
         described = training.describe()
         assert described["TrainingJobStatus"] == "Failed"
         assert described["FailureReason"] == constants.NO_OBJECTIVE_REASON
+
+
+def test_ctrl_c_stops_every_training_job_and_exits_130(
+    probe_image: str, fast_config: EmulatorConfig, tmp_path: Path, emulator_pids: set[int]
+) -> None:
+    ranges = {"IntegerParameterRanges": [{"Name": "x", "MinValue": "1", "MaxValue": "9"}]}
+    request = tuning_request(probe_image, tmp_path / "out", "eng-ctrlc", "Random", ranges, 4)
+    request["TrainingJobDefinition"]["Environment"] = {"PROBE_SLEEP_S": "60", "PROBE_RESOLVE_S": "0"}
+    spec = tmp_path / "tuning.yaml"
+    spec.write_text(yaml.safe_dump(request))
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = start_cli("tune", "--spec", str(spec), "--stop-grace", "2", cwd=tmp_path, work=work, pids=emulator_pids)
+    try:
+        deadline = time.monotonic() + 60
+        label = f"{LABEL_PID}={proc.pid}"
+        while not docker_cli("ps", "-q", "--filter", f"label={label}", "--filter", "status=running"):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no training container started"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    assert leftovers(fast_config, label) == []
