@@ -354,6 +354,58 @@ _CHECKS = [
         f"load the files you need from {MODEL_DIR} by name and ignore the rest (README.md, code/, .DS_Store, "
         "nested directories: what real model.tar.gz files hold)",
     ),
+    # The declared-capability checks of contract section 9 that the emulator supports (docs/contract-suite.md).
+    Check(
+        "t15",
+        "training on 2 hosts: both exit 0 and their artifacts merge without name clashes",
+        "MUST",
+        "multi_host",
+        15,
+        "[DG:your-algorithms-training-algo-output], [DG:your-algorithms-training-algo-running-container]",
+        f"write the model on one host only (the first of `hosts` in {RESOURCE_CONFIG_FILE}), or name each host's "
+        f"files apart (e.g. prefixed with current_host): SageMaker merges every host's {MODEL_DIR} into one "
+        "model.tar.gz",
+    ),
+    Check(
+        "t16",
+        "the job succeeds with network isolation (no network, no AWS credentials)",
+        "MUST",
+        "network_isolation",
+        16,
+        "[DG:mkt-algo-model-internet-free], [API:CreateTrainingJob], [API:NetworkConfig]",
+        "ship what the job needs in the image or pass it as a channel/input; do not download, call AWS or look up "
+        "a network address at run time: with EnableNetworkIsolation the container has no network and no credentials",
+    ),
+    Check(
+        "t17",
+        "each MetricDefinitions regex matches a log line and its group 1 parses as a number",
+        "SHOULD",
+        "training",
+        17,
+        "[API:MetricDefinition], [API:AlgorithmSpecification], [DG:training-metrics]",
+        "print each metric on a line of its own (e.g. `train_accuracy=0.97;`) and make the regex's first group "
+        "capture only the number (e.g. `train_accuracy=([0-9.]+);`)",
+    ),
+    Check(
+        "s30",
+        "the image runs as root (USER unset, root or 0)",
+        "SHOULD",
+        "serving",
+        30,
+        '[DG:your-algorithms-inference-code] ("SageMaker AI expects all containers to run with root users")',
+        f"remove the USER instruction (or write USER root): SageMaker runs containers as root and mounts {OPT_ML} "
+        "for root",
+    ),
+    Check(
+        "b34",
+        "an invocation of the declared MaxPayloadInMB completes within InvocationsTimeoutInSeconds",
+        "SHOULD",
+        "batch_transform",
+        34,
+        "[API:ModelClientConfig], [API:CreateTransformJob]",
+        "handle a mini-batch of MaxPayloadInMB in time: parse and predict in bulk (no per-record work that grows "
+        "with the batch), or declare a smaller MaxPayloadInMB in /execution-parameters",
+    ),
 ]
 
 CHECKS: Mapping[str, Check] = {c.id: c for c in _CHECKS}

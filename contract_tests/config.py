@@ -24,7 +24,13 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 
-from emulator.constants import DEFAULT_INSTANCE_TYPE, PROCESSING_DIR
+from emulator.constants import (
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_INVOCATIONS_TIMEOUT_S,
+    MAX_INVOCATIONS_TIMEOUT_S,
+    MAX_PAYLOAD_IN_MB,
+    PROCESSING_DIR,
+)
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_config.yaml")
 
@@ -51,7 +57,9 @@ class Capabilities:
     serving: bool = True
     batch_transform: bool = True
     processing: bool = False
+    #: Training runs on several hosts: t15 runs 2 (both exit 0, no artifact name clashes), t07 too.
     multi_host: bool = False
+    #: Training (and processing) work with EnableNetworkIsolation: no network, no AWS credentials (t16).
     network_isolation: bool = False
 
 
@@ -89,6 +97,14 @@ class SigtermTraining:
 
 
 @dataclass(frozen=True)
+class MetricDefinition:
+    """One AlgorithmSpecification.MetricDefinitions entry: a Name and a Regex whose group 1 is the value (t17)."""
+
+    name: str
+    regex: str
+
+
+@dataclass(frozen=True)
 class Training:
     """How to train the image: channels, hyperparameters and the special jobs of the training checks."""
 
@@ -99,6 +115,8 @@ class Training:
     max_runtime_s: int = 900
     failing: FailingTraining = field(default_factory=FailingTraining)
     sigterm: SigtermTraining = field(default_factory=SigtermTraining)
+    #: The MetricDefinitions users give the image's jobs; t17 checks each against the main job's log.
+    metric_definitions: list[MetricDefinition] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -164,6 +182,10 @@ class Batch:
     records_file: str | None = None
     #: The model gives the same answer for a record alone or in a mini-batch (the order check compares them).
     deterministic: bool = True
+    #: CreateTransformJob's MaxPayloadInMB for b34 (None: the container's /execution-parameters, else 6).
+    max_payload_mb: int | None = None
+    #: ModelClientConfig.InvocationsTimeoutInSeconds: b34's bound for one invocation at max_payload_mb.
+    invocations_timeout_s: int = DEFAULT_INVOCATIONS_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -463,6 +485,16 @@ def _check_semantics(config: ContractConfig) -> None:
         _fail("training.sigterm.after_seconds", "expected a number >= 0")
     if tr.max_runtime_s < 1:
         _fail("training.max_runtime_s", "expected an integer >= 1")
+    for i, md in enumerate(tr.metric_definitions):
+        where = f"training.metric_definitions[{i}]"
+        if not md.name.strip():
+            _fail(f"{where}.name", "expected a non-empty metric name")
+        try:
+            re.compile(md.regex)
+        except re.error as exc:
+            _fail(f"{where}.regex", f"not a regular expression ({exc})")
+    if caps.multi_host and not caps.training:
+        _fail("capabilities.multi_host", "multi-host is a training capability: claim training too, or set it false")
     sv = config.serving
     requests = [(f"serving.requests[{i}]", r) for i, r in enumerate(sv.requests)]
     if sv.malformed_request is not None:
@@ -491,6 +523,14 @@ def _check_semantics(config: ContractConfig) -> None:
                 )
     if config.batch.records_file is not None:
         exists(config.batch.records_file, "batch.records_file")
+    bt = config.batch
+    if bt.max_payload_mb is not None and not 0 <= bt.max_payload_mb <= MAX_PAYLOAD_IN_MB:
+        _fail("batch.max_payload_mb", f"expected an integer from 0 to {MAX_PAYLOAD_IN_MB} (CreateTransformJob's range)")
+    if not 1 <= bt.invocations_timeout_s <= MAX_INVOCATIONS_TIMEOUT_S:
+        _fail(
+            "batch.invocations_timeout_s",
+            f"expected an integer from 1 to {MAX_INVOCATIONS_TIMEOUT_S} (ModelClientConfig's range)",
+        )
     if caps.batch_transform and not config.batch_records():
         _fail("batch.records", "the image claims batch_transform: give records (or records_file)")
     pr = config.processing
@@ -520,10 +560,10 @@ _STARTER = """\
 # What the image claims. Checks for capabilities set to false are skipped, with the reason.
 capabilities:
   training: true           # `docker run IMAGE train` (t01-t12)
-  serving: true            # `docker run IMAGE serve`, /ping and /invocations on 8080 (s19-s28)
+  serving: true            # `docker run IMAGE serve`, /ping and /invocations on 8080 (s19-s28, s30)
   batch_transform: true    # /execution-parameters and multi-record requests (b31-b33)
   processing: false        # processing jobs (p35-p38)
-  multi_host: false        # training on several hosts (t07 then uses 2 hosts)
+  multi_host: false        # true: training works on 2 hosts, no artifact name clashes (t15; t07 uses 2 hosts)
   network_isolation: true  # works with no network (no S3, no credentials)
 
 training:
@@ -542,6 +582,8 @@ training:
     # SIGTERM when a log line matches this regex (the model can be saved by then):
     after_log: "<FILL IN: a regex for a line train logs once a model could be saved, e.g. epoch 1>"
     # after_seconds: 5     # ... or this long after the job was submitted
+  # metric_definitions:    # t17: each regex matches a line `train` prints; its group 1 is the value
+  #   - {name: "train:loss", regex: "loss=([0-9.]+);"}
 
 serving:
   environment: {}
@@ -560,11 +602,13 @@ serving:
   # accepted_content_types: [text/csv]   # every type the image accepts (default: those of requests); s41
   #                                      # sends another one and expects 415
 
-batch:                     # records for the batch checks (b33): one record per line
+batch:                     # records for the batch checks (b33, b34): one record per line
   content_type: text/csv
   accept: text/csv
   records_file: "<FILL IN: a file of records, one per line, relative to this file, e.g. data/batch.csv>"
   deterministic: true      # a record alone and in a mini-batch gets the same answer
+  # max_payload_mb: 6      # b34: your jobs' MaxPayloadInMB (default: the image's /execution-parameters, else 6)
+  invocations_timeout_s: 600   # b34: InvocationsTimeoutInSeconds, the bound for one such request
 
 # processing:              # uncomment with capabilities.processing: true (p35-p38)
 #   entrypoint: ["<FILL IN: the ContainerEntrypoint, e.g. python3>", "<FILL IN: e.g. /opt/program/process.py>"]

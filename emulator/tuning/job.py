@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -322,6 +323,8 @@ class TuningJob(UniqueNameJob):
                 value = float(m.group(1) if run.regex.groups else m.group(0))
             except (ValueError, IndexError):
                 continue
+            if not math.isfinite(value):
+                continue
             run.steps += 1
             run.last = value
             if self._strategies[run.definition].report(run.trial, run.steps, value):
@@ -341,6 +344,8 @@ class TuningJob(UniqueNameJob):
             reason = str(exc).split("\n", 1)[0]
         status = result.get("TrainingJobStatus", "Failed")
         value = next((m["Value"] for m in result.get("FinalMetricDataList", []) if m["MetricName"] == metric), None)
+        if value is not None and not math.isfinite(value):  # "nan" or "inf" matched the regex: no objective
+            value = None
         if status == "Completed" and value is None:
             status, reason = "Failed", constants.NO_OBJECTIVE_REASON
             run.job._update(TrainingJobStatus="Failed", SecondaryStatus="Failed", FailureReason=reason)

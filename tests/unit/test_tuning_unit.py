@@ -405,3 +405,32 @@ def test_early_stopping_stops_the_jobs_that_trail(tmp_path: Path, monkeypatch: p
     assert result["HyperParameterTuningJobStatus"] == "Completed"
     assert score(result["BestTrainingJob"]["TunedHyperParameters"]) == 0.0
     assert docker.running() == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (None, "does not exist"),
+        ({"HyperParameterTuningJobConfig": {"Strategy": "Bayesain"}}, "(did you mean 'Bayesian'?)"),
+        ("flags", "--max-jobs 0: give 1 or more"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: Any, message: str
+) -> None:
+    from emulator.cli.app import main
+
+    path = tmp_path / "tuning.json"
+    argv = ["tune", "--spec", str(path)]
+    if spec == "flags":
+        path.write_text(json.dumps(request(tmp_path)))
+        argv += ["--max-jobs", "0"]
+    elif spec is not None:
+        req = request(tmp_path)
+        req["HyperParameterTuningJobConfig"].update(spec["HyperParameterTuningJobConfig"])
+        path.write_text(json.dumps(req))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err

@@ -1,0 +1,357 @@
+"""Declared-capability checks: t15 multi-host, t16 network isolation, t17 MetricDefinitions, s30 root user, b34
+an invocation of the declared MaxPayloadInMB within InvocationsTimeoutInSeconds.
+
+Each runs only when the image claims what it needs (the config's ``capabilities``; t17 also needs
+``training.metric_definitions``). They reuse the main training job and the batch container where they can: t15
+runs one 2-host job, t16 one isolated processing job (training's main job already runs isolated when
+``network_isolation`` is claimed) and a job with the network only to tell a network problem from any other, t17
+reads the main job's log, s30 reads the image's config, b34 sends one request to the batch container.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from contract_tests import _http
+from contract_tests._report import check, http_request, skip, violation
+from contract_tests._runs import _KEEP_LINES, EndpointHandle, Harness, ProcessingRun, TrainingRun, require_endpoint
+from contract_tests.config import ContractConfig, MetricDefinition
+from emulator.constants import (
+    DEFAULT_MAX_PAYLOAD_IN_MB,
+    EXECUTION_PARAMETERS_PATH,
+    INVOCATIONS_PATH,
+    MAX_METRIC_DEFINITIONS,
+    MAX_METRIC_NAME_CHARS,
+    MAX_METRIC_REGEX_CHARS,
+    MAX_PAYLOAD_IN_MB,
+    MODEL_DIR,
+    OUTPUT_DATA_DIR,
+    RESOURCE_CONFIG_FILE,
+)
+
+#: What a job that needs the network or AWS prints when it has neither (t16 quotes the first such line).
+_NETWORK_TROUBLE = re.compile(
+    r"Network is unreachable|Temporary failure in name resolution|Name or service not known|NoCredentialsError|"
+    r"Unable to locate credentials|Could not connect to the endpoint URL|EndpointConnectionError|urlopen error|"
+    r"Max retries exceeded|Connection refused|No route to host|getaddrinfo failed"
+)
+#: Config.User values that are root (user, optionally ":group").
+_ROOT_USERS = ("", "root", "0")
+
+
+# -- pure judgements (unit-tested in tests/unit/test_contract_capabilities.py) ------------------------------------
+def artifact_clashes(files_by_host: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+    """Files under /opt/ml/model or /opt/ml/output/data that more than one host wrote: path -> hosts.
+
+    >>> artifact_clashes({"algo-1": ["/opt/ml/model/m.bin"], "algo-2": ["/opt/ml/model/m.bin", "/opt/ml/x"]})
+    {'/opt/ml/model/m.bin': ['algo-1', 'algo-2']}
+    """
+    writers: dict[str, list[str]] = {}
+    for host, files in sorted(files_by_host.items()):
+        for path in files:
+            if any(path.startswith(root + "/") for root in (MODEL_DIR, OUTPUT_DATA_DIR)):
+                writers.setdefault(path, []).append(host)
+    return {path: hosts for path, hosts in sorted(writers.items()) if len(hosts) > 1}
+
+
+def is_root_user(user: str) -> bool:
+    """Whether an image's ``Config.User`` runs it as root: unset, ``root`` or ``0``, with any group.
+
+    >>> [is_root_user(u) for u in ("", "root", "0:0", "root:staff", "1000", "model", "nobody:root")]
+    [True, True, True, True, False, False, False]
+    """
+    return user.strip().split(":", 1)[0] in _ROOT_USERS
+
+
+def metric_limit_problems(definitions: Sequence[MetricDefinition]) -> list[str]:
+    """What CreateTrainingJob would refuse in these MetricDefinitions (count, Name and Regex lengths)."""
+    problems = []
+    if len(definitions) > MAX_METRIC_DEFINITIONS:
+        problems.append(f"{len(definitions)} MetricDefinitions, more than {MAX_METRIC_DEFINITIONS}")
+    for d in definitions:
+        if len(d.name) > MAX_METRIC_NAME_CHARS:
+            problems.append(f"metric {d.name[:40]!r}...: Name is {len(d.name)} characters (> {MAX_METRIC_NAME_CHARS})")
+        if len(d.regex) > MAX_METRIC_REGEX_CHARS:
+            problems.append(f"metric {d.name!r}: Regex is {len(d.regex)} characters (> {MAX_METRIC_REGEX_CHARS})")
+    return problems
+
+
+def metric_problems(definitions: Sequence[MetricDefinition], lines: Sequence[str]) -> dict[str, str]:
+    """Metric name -> why its regex fails on these log lines: no capture group, no match, or a group 1 that is
+    not a number (SageMaker publishes the first group of every match as a float).
+
+    >>> metric_problems([MetricDefinition("acc", r"acc=(\\S+)")], ["acc=0.5", "acc=0.9;"])
+    {'acc': "matched 'acc=0.9;' but group 1 is '0.9;', not a number"}
+    """
+    problems: dict[str, str] = {}
+    for d in definitions:
+        rx = re.compile(d.regex)
+        if rx.groups < 1:
+            problems[d.name] = "the regex has no capture group: SageMaker publishes group 1 as the value"
+            continue
+        matched = False
+        for line in lines:
+            for m in rx.finditer(line):
+                matched = True
+                value = m.group(1)
+                try:
+                    float(value if value is not None else "")
+                except ValueError:
+                    problems[d.name] = f"matched {line.strip()[:200]!r} but group 1 is {value!r}, not a number"
+                    break
+            if d.name in problems:
+                break
+        if not matched:
+            problems[d.name] = "matched no line of the log"
+    return problems
+
+
+def declared_payload_mb(status: int | None, body: bytes) -> int | None:
+    """MaxPayloadInMB from a ``GET /execution-parameters`` answer (None: absent or not usable).
+
+    >>> [declared_payload_mb(s, b) for s, b in ((200, b'{"MaxPayloadInMB": 20}'), (404, b""), (200, b"x"))]
+    [20, None, None]
+    """
+    if status != 200:
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    value = doc.get("MaxPayloadInMB") if isinstance(doc, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _log_lines(run: TrainingRun) -> list[str]:
+    """The job's output lines as the containers printed them (the suite keeps them as ``host | line``)."""
+    return [line.split(" | ", 1)[1] if " | " in line else line for line in run.logs.text().splitlines()]
+
+
+def _require_completed(run: TrainingRun | None, check_id: str) -> TrainingRun:
+    if run is None or run.status != "Completed":
+        violation(
+            check_id,
+            "cannot be verified: training with the config's data did not complete (see t01)",
+            sent=run.sent() if run is not None else None,
+            got=run.summary() if run is not None else "no training job",
+            logs=run.log_text() if run is not None else None,
+            fix="fix t01 first",
+        )
+    return run
+
+
+# -- t15 ------------------------------------------------------------------------------------------------------------
+@check("t15")
+def test_t15_multi_host_training(contract_harness: Harness, request: pytest.FixtureRequest) -> None:
+    h = contract_harness
+    run = h.train("two-hosts", h.training_request("two-hosts", instance_count=2), record_tree=True)
+    if run.status != "Completed":
+        _require_completed(request.getfixturevalue("trained_model"), "t15")
+        violation(
+            "t15",
+            f"the job on 2 hosts ended {run.status}, while the same job on 1 host completes (t01)",
+            sent=run.sent(),
+            expected=f"both hosts exit 0; each reads its own name and the hosts from {RESOURCE_CONFIG_FILE}",
+            got=run.summary(),
+            logs=run.log_text(),
+            fix=f"make `train` work on every host of {RESOURCE_CONFIG_FILE}'s `hosts` (the same image and command "
+            "run on each; the peers reach each other by those names) and exit 0 on each",
+        )
+    clashes = artifact_clashes(run.opt_ml_files)
+    if clashes:
+        shown = ", ".join(f"{path} ({' and '.join(hosts)})" for path, hosts in list(clashes.items())[:10])
+        violation(
+            "t15",
+            f"the hosts wrote files of the same name, and the merged model.tar.gz keeps only one of each: {shown}",
+            sent=run.sent(),
+            expected=f"files under {MODEL_DIR} and {OUTPUT_DATA_DIR} written by one host, or named per host",
+            got=f"{len(clashes)} file(s) written by more than one host; model.tar.gz holds {run.model_files()[:10]}",
+            logs=run.log_text(),
+        )
+
+
+# -- t16 ------------------------------------------------------------------------------------------------------------
+def _judge_isolated(
+    kind: str, isolated: TrainingRun | ProcessingRun, with_network: TrainingRun | ProcessingRun
+) -> None:
+    """Fail t16 when ``isolated`` failed but ``with_network`` (the same job with a network) completed."""
+    owner = "t01" if kind == "training" else "p35"
+    if with_network.status != "Completed":
+        violation(
+            "t16",
+            f"cannot be verified: the {kind} job fails with a network too ({with_network.status}; see {owner})",
+            sent=with_network.sent(),
+            got=with_network.summary(),
+            logs=with_network.log_text(),
+            fix=f"fix {owner} first",
+        )
+    log = isolated.log_text()
+    evidence = next((ln.strip() for ln in log.splitlines() if _NETWORK_TROUBLE.search(ln)), None)
+    violation(
+        "t16",
+        f"the {kind} job fails under EnableNetworkIsolation but completes with a network"
+        + (f": {evidence[:200]!r}" if evidence else ""),
+        sent=f"{isolated.sent()}, EnableNetworkIsolation true (no network, no AWS credentials)",
+        expected="the job completes as it does with a network",
+        got=f"isolated: {isolated.summary()}; with a network: {with_network.summary()}",
+        logs=log,
+    )
+
+
+@check("t16")
+def test_t16_network_isolation(contract_harness: Harness, request: pytest.FixtureRequest) -> None:
+    h = contract_harness
+    caps = h.config.capabilities
+    if not (caps.training or caps.processing):
+        skip(
+            "t16",
+            "the image claims neither training nor processing, the jobs that run with no network here (serving's "
+            "side is s27: the emulator's endpoints keep a network to publish port 8080)",
+        )
+    if caps.training:
+        run: TrainingRun = request.getfixturevalue("trained_model")
+        if not run.request.get("EnableNetworkIsolation"):
+            run = h.train("isolated", {**h.training_request("isolated"), "EnableNetworkIsolation": True})
+        if run.status != "Completed":
+            opened = h.train("with-network", {**h.training_request("with-network"), "EnableNetworkIsolation": False})
+            _judge_isolated("training", run, opened)
+    if caps.processing:
+        req = {**h.processing_request("isolated"), "NetworkConfig": {"EnableNetworkIsolation": True}}
+        proc = h.process("isolated", req)
+        if proc.status != "Completed":
+            req = {**h.processing_request("with-network"), "NetworkConfig": {"EnableNetworkIsolation": False}}
+            _judge_isolated("processing", proc, h.process("with-network", req))
+
+
+# -- t17 ------------------------------------------------------------------------------------------------------------
+@check("t17")
+def test_t17_metric_definitions_match(contract_config: ContractConfig, request: pytest.FixtureRequest) -> None:
+    definitions = contract_config.training.metric_definitions
+    if not definitions:
+        skip(
+            "t17",
+            "the contract config has no training.metric_definitions; declare the MetricDefinitions your jobs use "
+            "(name and regex) to check that the image's log matches them",
+        )
+    api = [{"Name": d.name, "Regex": d.regex} for d in definitions]
+    limits = metric_limit_problems(definitions)
+    if limits:
+        violation(
+            "t17",
+            "; ".join(limits),
+            sent=f"AlgorithmSpecification.MetricDefinitions = training.metric_definitions ({len(api)} entries)",
+            expected=f"at most {MAX_METRIC_DEFINITIONS} entries, Name 1-{MAX_METRIC_NAME_CHARS} and Regex "
+            f"1-{MAX_METRIC_REGEX_CHARS} characters (CreateTrainingJob refuses more)",
+            got="; ".join(limits),
+            fix=f"keep at most {MAX_METRIC_DEFINITIONS} MetricDefinitions with shorter names and regexes",
+        )
+    run = _require_completed(request.getfixturevalue("trained_model"), "t17")
+    lines = _log_lines(run)
+    problems = metric_problems(definitions, lines)
+    unmatched = [name for name, why in problems.items() if why == "matched no line of the log"]
+    if unmatched and len(lines) >= _KEEP_LINES:
+        # The suite keeps the last lines only; the emulator's FinalMetricDataList reads the whole log.
+        h: Harness = request.getfixturevalue("contract_harness")
+        req = h.training_request("metrics")
+        req["AlgorithmSpecification"] = {**req["AlgorithmSpecification"], "MetricDefinitions": api}
+        full = h.train("metrics", req)
+        found = {m["MetricName"] for m in (full.describe or {}).get("FinalMetricDataList", [])}
+        problems = {name: why for name, why in problems.items() if name not in found}
+    if problems:
+        from emulator.training.describe import final_metrics
+
+        final = {m["MetricName"]: m["Value"] for m in final_metrics(api, lines)}
+        shown = "; ".join(f"{name} ({next(d.regex for d in definitions if d.name == name)!r}): {why}"
+                          for name, why in problems.items())  # fmt: skip
+        violation(
+            "t17",
+            f"{len(problems)} of {len(definitions)} MetricDefinitions do not give a value: {shown}",
+            sent=f"{run.sent()}; MetricDefinitions {api}",
+            expected="each regex matches at least one line the job prints, and its group 1 parses as a number",
+            got=f"FinalMetricDataList from this log: {final or 'empty'}",
+            logs=run.log_text(),
+        )
+
+
+# -- s30 ------------------------------------------------------------------------------------------------------------
+@check("s30")
+def test_s30_runs_as_root(contract_harness: Harness) -> None:
+    user = contract_harness.image_info().user
+    if not is_root_user(user):
+        violation(
+            "s30",
+            f"the image runs as user {user!r}, not root",
+            sent="docker image inspect IMAGE (Config.User)",
+            expected="Config.User empty, root or 0: SageMaker expects containers to run as root",
+            got=f"Config.User = {user!r}",
+        )
+
+
+# -- b34 ------------------------------------------------------------------------------------------------------------
+def _declared_payload(config: ContractConfig, handle: EndpointHandle) -> tuple[int, str]:
+    """The MaxPayloadInMB a transform job sends (config, else the container's answer, else 6) and where from."""
+    if config.batch.max_payload_mb is not None:
+        return config.batch.max_payload_mb, "batch.max_payload_mb"
+    ep = handle.endpoint
+    assert ep is not None
+    try:
+        status, body = ep.invoker.get(EXECUTION_PARAMETERS_PATH, timeout_s=ep.invocation_timeout_s)
+    except Exception:
+        status, body = None, b""
+    answered = declared_payload_mb(status, body)
+    if answered is not None:
+        return answered, f"GET {EXECUTION_PARAMETERS_PATH}"
+    return DEFAULT_MAX_PAYLOAD_IN_MB, "the platform's default"
+
+
+@check("b34")
+def test_b34_max_payload_within_timeout(
+    batch_endpoint: EndpointHandle, contract_config: ContractConfig, pytestconfig: pytest.Config
+) -> None:
+    from emulator.transform.records import payload_limit
+
+    ep = require_endpoint(batch_endpoint, "b34")
+    b = contract_config.batch
+    mb, source = _declared_payload(contract_config, batch_endpoint)
+    size = payload_limit(mb)
+    if size is None:
+        skip(
+            "b34",
+            f"MaxPayloadInMB is 0 ({source}): payloads of any size, sent chunked; set batch.max_payload_mb to "
+            "the size your transform jobs use",
+        )
+    if mb > MAX_PAYLOAD_IN_MB:
+        violation(
+            "b34",
+            f"cannot be verified: MaxPayloadInMB {mb} ({source}) is more than CreateTransformJob allows (see b32)",
+            fix="fix b32 first",
+        )
+    declared_timeout = b.invocations_timeout_s
+    # The suite's own invocation bound, when the user set one (--invocation-timeout; formerly --contract-timeout).
+    bound: Any = pytestconfig.getoption("contract_invocation_timeout", None) or pytestconfig.getoption(
+        "contract_timeout", None
+    )
+    timeout = min(float(declared_timeout), float(bound)) if bound else float(declared_timeout)
+    body = _http.payload_of_size(contract_config.batch_records(), size)
+    headers = {"Content-Type": b.content_type, **({"Accept": b.accept} if b.accept else {})}
+    answer = _http.post(ep, body, headers, timeout_s=timeout)
+    if not answer.ok:
+        limit = f"{timeout:g} s" + (
+            f" (the suite's --invocation-timeout; InvocationsTimeoutInSeconds is {declared_timeout} s)"
+            if timeout < declared_timeout
+            else ""
+        )
+        violation(
+            "b34",
+            f"a mini-batch of MaxPayloadInMB {mb} ({source}) did not get a 2xx answer within {limit}",
+            sent=http_request("POST", INVOCATIONS_PATH, headers, body),
+            expected=f"HTTP 2xx within {limit}, SAGEMAKER_BATCH=true (batch.invocations_timeout_s is "
+            "ModelClientConfig.InvocationsTimeoutInSeconds)",
+            got=answer.describe(),
+            logs=batch_endpoint.log_text(),
+        )
