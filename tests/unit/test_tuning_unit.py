@@ -293,7 +293,7 @@ def test_api_server_tuning_operations(tmp_path: Path) -> None:
     work.mkdir()
     config = EmulatorConfig(work_dir=str(work), stream_logs=False, training_stop_grace_s=0.5)
     docker = SurfaceDocker()
-    with ApiServer(port=0, config=config, docker=docker) as server:
+    with ApiServer(port=0, config=config, docker=docker, state_dir=tmp_path / "state") as server:
         sm = boto3.session.Session().client(
             "sagemaker", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id="x",
             aws_secret_access_key="x",
@@ -328,6 +328,18 @@ def test_api_server_tuning_operations(tmp_path: Path) -> None:
         assert training["HyperParameters"]["fixed"] == "1"
         tuning_jobs = sm.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]
         assert [t["HyperParameterTuningJobName"] for t in tuning_jobs] == ["api-tune"]
+    with ApiServer(port=0, config=config, docker=SurfaceDocker(), state_dir=tmp_path / "state") as again:
+        after = again.backend.list_training_jobs_for_hyper_parameter_tuning_job(
+            {
+                "HyperParameterTuningJobName": "api-tune",
+                "SortBy": "FinalObjectiveMetricValue",
+                "SortOrder": "Descending",
+            }
+        )["TrainingJobSummaries"]  # from the stored training jobs, after a restart
+        assert [s["TrainingJobName"] for s in after] == [s["TrainingJobName"] for s in listed]
+        assert [s["TunedHyperParameters"] for s in after] == [s["TunedHyperParameters"] for s in listed]
+        restored = again.backend.describe_hyper_parameter_tuning_job({"HyperParameterTuningJobName": "api-tune"})
+        assert restored["BestTrainingJob"]["TrainingJobName"] == best["TrainingJobName"]
 
 
 def test_a_tuning_step_in_a_pipeline(tmp_path: Path) -> None:
