@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -18,6 +18,7 @@ from emulator.constants import (
     EXECUTION_PARAMETERS_PATH,
     FAILURE_FILE,
     INPUT_CONFIG_DIR,
+    INPUT_DIR,
     INVOCATION_TIMEOUT_S,
     INVOCATIONS_PATH,
     MAX_CONCURRENT_PAYLOAD_MB,
@@ -38,6 +39,9 @@ from emulator.constants import (
     TRAINING_STOP_GRACE_S,
     host_name,
 )
+
+if TYPE_CHECKING:
+    from contract_tests._diagnosis import RootCause
 
 #: Lines of container output shown in a failure.
 LOG_TAIL_LINES = 40
@@ -267,6 +271,24 @@ _CHECKS = [
         "make the server PID 1 (exec-form ENTRYPOINT, `exec` in shell scripts) and shut down on SIGTERM",
     ),
     Check(
+        "s43",
+        f"`serve` does not need {INPUT_DIR}",
+        "MUST",
+        "serving",
+        43,
+        "contract sections 1.2 and 2.1 (hosting mounts only the model; the input tree is training's)",
+        f"load everything `serve` needs from {MODEL_DIR} or environment variables: endpoints have no {INPUT_DIR}",
+    ),
+    Check(
+        "s44",
+        "`serve` loads the model files `train` writes",
+        "MUST",
+        "serving",
+        44,
+        "[DG:your-algorithms-inference-code] (model.tar.gz of the training job is extracted into /opt/ml/model)",
+        f"load the files `train` saves to {MODEL_DIR} (same names), or save what `serve` loads",
+    ),
+    Check(
         "b31",
         f"GET {EXECUTION_PARAMETERS_PATH} is absent or well-formed",
         "MUST",
@@ -482,9 +504,38 @@ def violation(
     pytest.fail("\n".join(lines), pytrace=False)
 
 
+#: --contract-strict (set by the plugin): a SHOULD the image misses fails its check instead of warning.
+STRICT = False
+
+
 def warn(check_id: str, message: str) -> None:
-    """Pass the check, but warn (shown in pytest's warnings summary and the JUnit output)."""
+    """Pass the check, but warn (pytest's warnings summary, JUnit); with --contract-strict, fail it."""
+    __tracebackhide__ = True
+    if STRICT:
+        violation(check_id, f"{message} (a SHOULD: fails under --contract-strict)")
     warnings.warn(ContractWarning(f"[{check_id}] {message}"), stacklevel=2)
+
+
+def judge(
+    root: RootCause | None,
+    check_id: str,
+    *,
+    sent: str | None = None,
+    expected: str | None = None,
+    got: str | None = None,
+    logs: str | None = None,
+) -> None:
+    """Nothing when ``root`` is None; fail ``check_id`` when it owns the root cause; else skip it as blocked by it.
+
+    One failure per root cause: the check that owns the rule fails with the problem and that rule's fix, and every
+    other check that needed the job is skipped with ``[id] blocked by [owner]: problem``.
+    """
+    __tracebackhide__ = True
+    if root is None:
+        return
+    if root.check_id == check_id:
+        violation(check_id, root.problem, sent=sent, expected=expected, got=got, logs=logs, fix=root.fix)
+    pytest.skip(root.blocked(check_id))
 
 
 def skip(check_id: str, reason: str) -> NoReturn:

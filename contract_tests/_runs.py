@@ -18,15 +18,17 @@ import secrets
 import tarfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from contract_tests.config import Channel, ContractConfig, ProcessingInput
 from emulator.constants import (
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_VOLUME_SIZE_GB,
+    HYPERPARAMETERS_FILE,
     INVOCATION_TIMEOUT_S,
     MODEL_DIR,
     OPT_ML,
@@ -38,6 +40,7 @@ from emulator.constants import (
 )
 
 if TYPE_CHECKING:
+    from contract_tests._diagnosis import RootCause
     from emulator import EmulatorConfig, Endpoint
     from emulator.runtime import Session
     from emulator.runtime.docker import ImageInfo
@@ -45,6 +48,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _KEEP_LINES = 2000
+#: Jobs the suite runs ahead, in the background, while the checks before theirs run (see Harness.ahead).
+AHEAD_WORKERS = 2
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class ContractOptions:
     invocation_timeout_s: float = INVOCATION_TIMEOUT_S
     training_stop_timeout_s: float = TRAINING_STOP_GRACE_S
     serving_stop_timeout_s: float = SERVING_STOP_GRACE_S
+    #: --contract-strict: every SHOULD the image misses fails its check (warnings become failures).
+    strict: bool = False
 
 
 class LogBuffer:
@@ -136,6 +144,10 @@ class TrainingRun(_JobRun):
     trigger: str = ""
     #: With ``record_tree``: host -> the regular files its container left under /opt/ml (absolute paths).
     opt_ml_files: dict[str, list[str]] = field(default_factory=dict)
+    #: The bound (s) after which the suite stopped a job that did not end by itself, if it had to.
+    timed_out_after_s: float | None = None
+    #: The log line that made the suite stop the job at once (``train`` started a server), if one did.
+    aborted_on: str | None = None
 
     @property
     def model_tar(self) -> Path | None:
@@ -162,6 +174,10 @@ class TrainingRun(_JobRun):
     def summary(self) -> str:
         """``training job NAME: Failed (FailureReason ...) after 2.1 s``."""
         reason = f" ({self.failure_reason[:300]})" if self.status not in ("Completed",) and self.failure_reason else ""
+        if self.timed_out_after_s is not None:
+            reason += f" (stopped by the suite: no exit within {self.timed_out_after_s:g} s)"
+        if self.aborted_on is not None:
+            reason += f" (stopped by the suite when it printed {self.aborted_on[:120]!r})"
         return f"training job {self.request['TrainingJobName']}: {self.status}{reason} after {self.seconds:.1f} s"
 
     def sent(self) -> str:
@@ -208,14 +224,6 @@ class ProcessingRun(_JobRun):
         return f"processing job {name}: {self.status}{reason}{extra} after {self.seconds:.1f} s"
 
 
-class NotVerifiable(Exception):
-    """Set as a handle's error when a serving check cannot run because a prerequisite failed (see ``fix``)."""
-
-    def __init__(self, message: str, fix: str) -> None:
-        super().__init__(message)
-        self.fix = fix
-
-
 @dataclass
 class EndpointHandle:
     """A serving container the checks share: the started endpoint, or why it could not start."""
@@ -226,6 +234,8 @@ class EndpointHandle:
     error: Exception | None = None
     logs: LogBuffer = field(default_factory=LogBuffer)
     restarts: list[str] = field(default_factory=list)
+    #: Why the container is not serving: the check that owns the cause, the problem and its fix.
+    root: RootCause | None = None
 
     def log_text(self) -> str:
         """The container's output so far (or the tail the start error carried)."""
@@ -259,7 +269,46 @@ class Harness:
         #: The model dir the serving checks use.
         self.served_model_dir: Path | None = None
         #: Why the shared serving container did not become healthy (then no other one is tried: same image).
-        self.serving_broken: str | None = None
+        self.serving_broken: RootCause | None = None
+        #: What ``train`` printed in the suite's main training job (to recognise it in a serving container).
+        self.training_log = ""
+        self._baked: list[str] | None = None
+        self._roots: dict[int, RootCause | None] = {}
+        self._results: dict[str, Future[Any]] = {}
+        self._results_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=AHEAD_WORKERS, thread_name_prefix="contract-ahead")
+
+    # -- jobs run once, maybe ahead of time ---------------------------------------------------------------
+    def ahead(self, key: str, make: Callable[[], Any]) -> None:
+        """Start ``make`` in the background now (once per ``key``): a job no earlier check depends on.
+
+        The checks still run in order and report as before; a job whose checks come later just has its result
+        ready by then. The suite's jobs are mostly waiting (on Docker, on a container's start), so running them
+        side by side cuts the suite's wall time towards the time of its containers.
+        """
+        with self._results_lock:
+            if key not in self._results:
+                self._results[key] = self._pool.submit(make)
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``'s result, computed once per ``key``: the background run's (see :meth:`ahead`), or now."""
+        with self._results_lock:
+            future = self._results.get(key)
+            mine = future is None
+            if future is None:
+                future = self._results[key] = Future()
+        if mine:
+            try:
+                future.set_result(make())
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+        result: T = future.result()
+        return result
+
+    def close(self) -> None:
+        """Wait for the jobs started ahead (each removes its own containers), then drop the pool."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def image_info(self) -> ImageInfo:
         """``docker image inspect`` of the image (cached)."""
@@ -346,7 +395,10 @@ class Harness:
         """Run one training job to its end; with ``stop_after_*``, stop it (SIGTERM) at that point.
 
         ``host_names``, ``extra_config`` and ``container_hostnames`` go to ``TrainingJob``; ``record_tree`` keeps
-        the regular files each container left under /opt/ml in ``TrainingRun.opt_ml_files``.
+        the regular files each container left under /opt/ml in ``TrainingRun.opt_ml_files``. A job that has not
+        ended after the config's ``training.max_runtime_s`` is stopped at once (``timed_out_after_s``), and one
+        whose ``train`` starts an HTTP server on the serving port at once (``aborted_on``): such a job never ends
+        by itself, and the suite says so in seconds rather than after MaxRuntimeInSeconds and a grace period.
         """
         from emulator import EmulatorError, TrainingJob
 
@@ -354,6 +406,7 @@ class Harness:
         pattern = re.compile(stop_after_log) if stop_after_log else None
         job: TrainingJob | None = None
         fired = threading.Event()
+        abort = threading.Event()
 
         def fire() -> None:
             if not fired.is_set() and job is not None:
@@ -365,9 +418,13 @@ class Harness:
             run.logs(host, line)
             if pattern is not None and pattern.search(line):
                 fire()
+            if run.aborted_on is None and server_started(line):
+                run.aborted_on = line.strip()
+                abort.set()
 
         timer: threading.Timer | None = None
         start = time.monotonic()
+        bound = float(self.config.training.max_runtime_s)
         try:
             job = TrainingJob(
                 request,
@@ -385,7 +442,14 @@ class Harness:
                 timer.start()
             elif pattern is not None:
                 run.trigger = f"when a log line matched {stop_after_log!r}"
-            run.describe = job.run()
+            job.start()
+            while not job.done and not abort.is_set() and time.monotonic() - start < bound:
+                abort.wait(0.2)
+            if not job.done and not fired.is_set():
+                if not abort.is_set():
+                    run.timed_out_after_s = bound
+                job.stop(grace_s=0)  # not the SIGTERM checks' job: nothing to wait for
+            run.describe = job.wait()
         except EmulatorError as exc:
             run.error = exc
         finally:
@@ -399,6 +463,81 @@ class Harness:
             run.seconds = time.monotonic() - start
         logger.info("%s", run.summary())
         return run
+
+    # -- root causes ------------------------------------------------------------------------------------------
+    def baked(self) -> list[str]:
+        """The files (not directories) the image itself holds under /opt/ml, which SageMaker's mounts hide."""
+        if self._baked is None:
+            self._baked = sorted(p for p, kind in self.image_tree(OPT_ML).items() if kind != "dir")
+        return self._baked
+
+    def training_root(self, run: TrainingRun) -> RootCause | None:
+        """Why ``run`` did not complete (None: it did); the same answer every time it is asked.
+
+        A job that fails with the config's string hyperparameters is run once more with them as JSON numbers:
+        if that one completes, the root cause is t05 (hyperparameters are not parsed from strings).
+        """
+        key = id(run)
+        if key not in self._roots:
+            self._roots[key] = None if run.status == "Completed" else self._diagnose_training(run)
+        return self._roots[key]
+
+    def _diagnose_training(self, run: TrainingRun) -> RootCause:
+        from contract_tests._diagnosis import RootCause, diagnose_training
+
+        channels = [c["ChannelName"] for c in run.request.get("InputDataConfig", [])]
+        root = diagnose_training(
+            log=run.log_text(),
+            status=run.status,
+            failure_reason=run.failure_reason,
+            error=str(run.error or ""),
+            timed_out_after_s=run.timed_out_after_s,
+            channels=channels,
+            baked=self.baked(),
+        )
+        numbers = _as_numbers(run.request.get("HyperParameters") or {})
+        if root.check_id != "t01" or not numbers or run.timed_out_after_s is not None:
+            return root
+        retry = self.train(
+            f"{run.label}-numbers", {**run.request, "TrainingJobName": job_name(f"{run.label}-numbers")},
+            extra_config={HYPERPARAMETERS_FILE: numbers},
+        )  # fmt: skip
+        if retry.status != "Completed":
+            return root
+        return RootCause(
+            "t05",
+            f"training fails with the hyperparameters as strings, as SageMaker passes them "
+            f"({root.problem.split(' (', 1)[-1].rstrip(')')[:200]}), and completes with the same values as "
+            f"JSON numbers",
+            "parse every hyperparameter from its string (int(hp['max_depth'])): SageMaker passes only strings",
+        )
+
+    def serving_root(self, handle: EndpointHandle) -> RootCause | None:
+        """Why ``handle``'s container is not serving (None: it is); kept on the handle."""
+        if handle.endpoint is not None:
+            return None
+        if handle.root is None:
+            from contract_tests._diagnosis import diagnose_serving
+
+            err = handle.error
+            handle.root = diagnose_serving(
+                log=handle.log_text(),
+                error=str(err or "not started"),
+                cause=str(getattr(err, "cause", "") or ""),
+                fix=str(getattr(err, "fix", "") or ""),
+                exited=getattr(err, "container_exit_code", None) is not None,
+                training_log=self.training_log,
+                baked=self.baked(),
+                model_files=self.served_model_files(),
+            )
+        return handle.root
+
+    def served_model_files(self) -> list[str]:
+        """The files of the model the serving checks use, relative to /opt/ml/model."""
+        model = self.served_model_dir
+        if model is None:
+            return []
+        return sorted(p.relative_to(model).as_posix() for p in model.rglob("*") if p.is_file())
 
     # -- serving ----------------------------------------------------------------------------------------
     def model_dir(self, model_tar: Path | None) -> Path:
@@ -438,12 +577,14 @@ class Harness:
             invocation_timeout_s=self.options.invocation_timeout_s,
             session=self.session,
             log_sink=handle.logs,
+            fail_fast=True,
         )
         try:
             ep.start()
             handle.endpoint = ep
         except EmulatorError as exc:
             handle.error = exc
+            self.serving_root(handle)
         return handle
 
     # -- processing -------------------------------------------------------------------------------------
@@ -564,67 +705,46 @@ def iter_lines(body: bytes) -> Iterator[str]:
             yield line
 
 
-# -- diagnosis --------------------------------------------------------------------------------------------
-_DIAGNOSES: list[tuple[re.Pattern[str], str]] = [
-    (
-        re.compile(r"Read-only file system"),
-        f"the server writes into a read-only directory (SageMaker mounts {MODEL_DIR} read-only): write scratch files "
-        "to /tmp",
-    ),
-    (
-        re.compile(r"executable file not found|cannot run 'serve'|serve: not found"),
-        "put an executable named `serve` on PATH, or use an exec-form ENTRYPOINT that dispatches on its last argument",
-    ),
-    (
-        re.compile(
-            r"NoCredentialsError|Unable to locate credentials|Could not connect to the endpoint URL|"
-            r"Temporary failure in name resolution|Name or service not known|urlopen error|Connection refused|"
-            r"Max retries exceeded|EndpointConnectionError"
-        ),
-        f"the server tries to reach the network or AWS at startup: load the model from {MODEL_DIR} instead "
-        "(SageMaker extracts model.tar.gz there; endpoints may have no network)",
-    ),
-    (
-        re.compile(
-            r"(?i)\b(listen\w*|bind\w*|bound|running|serving|on)\b[^\n]{0,20}?(?<![\d.])(127\.0\.0\.1|localhost):\d+"
-        ),
-        "the server seems to listen on 127.0.0.1 inside the container, which the published port cannot reach: "
-        f"bind to 0.0.0.0:{SERVING_PORT}",
-    ),
-]
-_OTHER_PORT = re.compile(r"0\.0\.0\.0:(\d+)")
+# -- judging -------------------------------------------------------------------------------------------------
+_SERVER_LINE = re.compile(
+    rf"(Listening at|Running on|running on|Serving on|serving on|listening on|Listening on)\b[^\n]*:{SERVING_PORT}\b"
+    r"|Booting worker with pid"
+)
 
 
-def diagnose_start(log: str, error: str) -> str | None:
-    """A one-sentence fix for a serving container that did not become healthy, from its log and error."""
-    # The emulator's own message names the published URL (http://127.0.0.1:PORT): not the server's binding.
-    text = f"{log}\n" + re.sub(r"https?://127\.0\.0\.1:\d+", "<published port>", error)
-    for pattern, fix in _DIAGNOSES:
-        if pattern.search(text):
-            return fix
-    ports = {m.group(1) for m in _OTHER_PORT.finditer(text)} - {str(SERVING_PORT)}
-    if ports:
-        return f"the server seems to listen on port {', '.join(sorted(ports))}: listen on 0.0.0.0:{SERVING_PORT}"
-    return None
+def server_started(line: str) -> bool:
+    """Whether a log line announces an HTTP server on the serving port (gunicorn, uvicorn, Flask, ...)."""
+    return _SERVER_LINE.search(line) is not None
+
+
+def _as_numbers(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
+    """The hyperparameters that read as numbers, as JSON numbers (the t05 experiment); {} if none does."""
+    out: dict[str, Any] = {}
+    for key, value in hyperparameters.items():
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out if any(not isinstance(v, str) for v in out.values()) else {}
 
 
 def require_endpoint(handle: EndpointHandle, check_id: str) -> Endpoint:
-    """The handle's running endpoint, or fail ``check_id`` with why the container did not start."""
-    from contract_tests._report import violation
+    """The handle's running endpoint; else fail ``check_id`` if it owns the root cause, or skip it as blocked."""
+    from contract_tests._report import judge
 
     __tracebackhide__ = True
     if handle.endpoint is not None:
         return handle.endpoint
-    error = str(handle.error) if handle.error is not None else "not started"
-    if isinstance(handle.error, NotVerifiable):
-        violation(check_id, f"cannot be verified: {error}", fix=handle.error.fix)
-    log = handle.log_text()
-    violation(
+    assert handle.root is not None, "a handle without an endpoint carries its root cause"
+    judge(
+        handle.root,
         check_id,
-        f"the serving container did not become healthy: {error.splitlines()[0].split('; Hint')[0][:250]}",
         sent=f"docker run IMAGE serve, {MODEL_DIR} mounted read-only, port {SERVING_PORT} published on 127.0.0.1",
-        expected=f"GET {PING_PATH} answers 200 within the startup timeout (--contract-timeout)",
-        got=error,
-        logs=log,
-        fix=diagnose_start(log, error),
+        expected=f"GET {PING_PATH} answers 200 within the start-up bound (--startup-timeout)",
+        got=str(handle.error or "not started"),
+        logs=handle.log_text(),
     )
+    raise AssertionError("unreachable")  # pragma: no cover - judge fails or skips

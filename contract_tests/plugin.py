@@ -18,6 +18,7 @@ Fixtures, from configuration to resources (override the first three in a ``conft
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +26,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from contract_tests import _report
+from contract_tests._diagnosis import RootCause
 from contract_tests._report import CHECKS
-from contract_tests._runs import ContractOptions, EndpointHandle, Harness, NotVerifiable, TrainingRun
+from contract_tests._runs import ContractOptions, EndpointHandle, Harness, TrainingRun
 from contract_tests.config import ContractConfig, ContractConfigError, load_config
 from emulator.constants import INVOCATION_TIMEOUT_S, SERVING_STOP_GRACE_S, STARTUP_TIMEOUT_S, TRAINING_STOP_GRACE_S
 
@@ -68,13 +71,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="leave the suite's containers behind for debugging (remove them with 'python -m emulator cleanup')",
     )
     group.addoption(
-        "--contract-timeout",
-        dest="contract_timeout",
+        "--startup-timeout",
+        dest="contract_startup_timeout",
         metavar="SECONDS",
         type=float,
         default=None,
-        help="bound for a serving container to become healthy and for one invocation (default: the "
-        f"platform's {STARTUP_TIMEOUT_S:g} s startup and {INVOCATION_TIMEOUT_S:g} s per invocation)",
+        help=f"bound for a serving container to pass /ping (default: the platform's {STARTUP_TIMEOUT_S:g} s). Sure "
+        "failures (the server exited, listens on 127.0.0.1 or another port, /ping answers an error or takes over "
+        "2 s) are reported within seconds whatever this is",
+    )
+    group.addoption(
+        "--invocation-timeout",
+        dest="contract_invocation_timeout",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help=f"bound for one POST /invocations (default: the platform's {INVOCATION_TIMEOUT_S:g} s)",
+    )
+    group.addoption(
+        "--contract-strict",
+        dest="contract_strict",
+        action="store_true",
+        default=False,
+        help="fail every SHOULD the image misses (the checks' warnings become failures): for a gate",
     )
     group.addoption(
         "--stop-timeout",
@@ -88,9 +107,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _options(config: pytest.Config) -> ContractOptions:
-    timeout = config.getoption("contract_timeout")
+    startup = config.getoption("contract_startup_timeout")
+    invocation = config.getoption("contract_invocation_timeout")
     stop = config.getoption("contract_stop_timeout")
-    for name, value in (("--contract-timeout", timeout), ("--stop-timeout", stop)):
+    for name, value in (("--startup-timeout", startup), ("--invocation-timeout", invocation), ("--stop-timeout", stop)):
         if value is not None and value <= 0:
             raise pytest.UsageError(f"{name} {value:g}: expected a positive number of seconds")
     raw_path = config.getoption("contract_config_path")
@@ -98,10 +118,11 @@ def _options(config: pytest.Config) -> ContractOptions:
         image=config.getoption("sagemaker_image"),
         config_path=Path(raw_path) if raw_path else None,
         keep_containers=bool(config.getoption("contract_keep_containers")),
-        startup_timeout_s=timeout if timeout is not None else STARTUP_TIMEOUT_S,
-        invocation_timeout_s=timeout if timeout is not None else INVOCATION_TIMEOUT_S,
+        startup_timeout_s=startup if startup is not None else STARTUP_TIMEOUT_S,
+        invocation_timeout_s=invocation if invocation is not None else INVOCATION_TIMEOUT_S,
         training_stop_timeout_s=stop if stop is not None else TRAINING_STOP_GRACE_S,
         serving_stop_timeout_s=stop if stop is not None else SERVING_STOP_GRACE_S,
+        strict=bool(config.getoption("contract_strict")),
     )
 
 
@@ -110,11 +131,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sagemaker_check(id): a SageMaker contract check of contract_tests")
     options = _options(config)
     config.stash[_OPTIONS_KEY] = options
+    _report.STRICT = options.strict
     if options.image or options.config_path:
         try:
             config.stash[_CONFIG_KEY] = load_config(options.config_path)
         except ContractConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if options.image and options.config_path is None and not _judged_by_default(options.image):
+        raise pytest.UsageError(
+            f"--image {options.image} needs --contract-config FILE: without it the suite would judge the image with "
+            "the sample algorithm's data and requests (iris CSV). Write one with 'python -m emulator init-contract "
+            "contract.yaml', fill it in, and pass --contract-config contract.yaml"
+        )
     # `pytest --image X` with no paths runs the contract suite, not the project's own testpaths.
     if options.image and config.args_source in (
         pytest.Config.ArgsSource.TESTPATHS,
@@ -122,6 +150,25 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         config.args = [str(PACKAGE_DIR)]
         config.args_source = pytest.Config.ArgsSource.ARGS
+
+
+#: The label of images that the packaged config fits (the sample algorithm and images built FROM it).
+DEFAULT_CONFIG_LABEL = "sagemaker-emulator.contract-config"
+
+
+def _judged_by_default(image: str) -> bool:
+    """Whether the packaged (sample) config fits ``image``: it carries DEFAULT_CONFIG_LABEL=default.
+
+    True too when the engine or the image cannot be read now: the suite then reports that itself, one line.
+    """
+    from emulator import EmulatorConfig, EmulatorError
+    from emulator.runtime import Session
+
+    try:
+        with Session(EmulatorConfig.from_env()) as session:
+            return session.docker.image_info(image).labels.get(DEFAULT_CONFIG_LABEL) == "default"
+    except EmulatorError:
+        return True
 
 
 @pytest.hookimpl(trylast=True)
@@ -148,7 +195,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"sagemaker contract: image {options.image}, config {source}",
         f"sagemaker contract: claims {', '.join(claimed) or 'nothing'}; startup {options.startup_timeout_s:g} s, "
         f"invocation {options.invocation_timeout_s:g} s, SIGTERM grace {options.training_stop_timeout_s:g} s "
-        f"(training) / {options.serving_stop_timeout_s:g} s (serving)",
+        f"(training) / {options.serving_stop_timeout_s:g} s (serving)"
+        + ("; strict: every SHOULD fails" if options.strict else ""),
     ]
 
 
@@ -225,6 +273,7 @@ def contract_harness(
     contract_options: ContractOptions,
     emulator_config: EmulatorConfig,
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Harness]:
     """Runs the checks' jobs with the emulator; fails every check at once if Docker or the image is missing."""
     from emulator import EmulatorError
@@ -238,7 +287,30 @@ def contract_harness(
             harness.image_info()
         except EmulatorError as exc:
             pytest.fail(f"cannot run the SageMaker contract suite: {exc}", pytrace=False)
-        yield harness
+        try:
+            _run_ahead(harness, request.session.items)
+            yield harness
+        finally:
+            harness.close()
+
+
+def _run_ahead(harness: Harness, items: list[pytest.Item]) -> None:
+    """Start, in the background, the jobs of the selected checks that need nothing an earlier check makes.
+
+    A check module offers them as ``AHEAD = {check id: [(key, make(harness)), ...]}``; the check's fixtures take
+    the results with ``harness.once(key, ...)``.
+    """
+    for item in items:
+        marker = item.get_closest_marker("sagemaker_check")
+        offered = getattr(getattr(item, "module", None), "AHEAD", {})
+        if marker is None or marker.args[0] not in offered:
+            continue
+        check_id = marker.args[0]
+        capability = CHECKS[check_id].capability
+        if capability != "any" and not getattr(harness.config.capabilities, capability, False):
+            continue
+        for key, make in offered[check_id]:
+            harness.ahead(key, functools.partial(make, harness))
 
 
 @pytest.fixture(scope="session")
@@ -248,7 +320,9 @@ def trained_model(contract_harness: Harness) -> TrainingRun | None:
         return None
     h = contract_harness
     # record_tree: t08 checks that nothing was left under /opt/ml outside the directories SageMaker uploads.
-    return h.train("train", h.training_request("train"), record_tree=True)
+    run = h.train("train", h.training_request("train"), record_tree=True)
+    h.training_log = run.log_text()
+    return run
 
 
 def _serving_model(harness: Harness, trained: TrainingRun | None) -> Path | None:
@@ -276,27 +350,23 @@ def _start(
     trained: TrainingRun | None,
     environment: dict[str, str] | None = None,
 ) -> EndpointHandle:
+    """Start a serving container, unless a root cause found earlier blocks it (then the handle carries that)."""
+    handle = EndpointHandle(label, {})
     if model_dir is None:
-        handle = EndpointHandle(label, {})
-        reason = trained.summary() if trained is not None else "no model"
-        handle.error = NotVerifiable(
-            f"no model to serve: {reason} (see t01)",
-            fix="fix t01 first, or set serving.model to a model.tar.gz or model directory",
+        assert trained is not None
+        handle.root = harness.training_root(trained) or RootCause(
+            "t08", "the training job completed without a model.tar.gz: there is no model to serve", CHECKS["t08"].fix
         )
         return handle
     if harness.serving_broken is not None:
-        # Same image and model: another container would wait out the same startup timeout for nothing.
-        handle = EndpointHandle(label, {})
-        handle.error = NotVerifiable(
-            f"the shared serving container never became healthy ({harness.serving_broken}); see s19/s20",
-            fix="fix s19/s20 first",
-        )
+        # Same image and model: another container would fail the same way (and wait out the same bound).
+        handle.root = harness.serving_broken
         return handle
     handle = harness.start_endpoint(
         label, model_dir, environment=environment, network_isolation=harness.config.capabilities.network_isolation
     )
     if label == "serve" and handle.endpoint is None:
-        harness.serving_broken = str(handle.error).splitlines()[0][:200]
+        harness.serving_broken = handle.root
     return handle
 
 

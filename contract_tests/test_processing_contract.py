@@ -26,18 +26,35 @@ _BAD_MESSAGE = f"ClientError: {MESSAGE_FILE} is not valid UTF-8"
 _ALLOWED_FILES = (MESSAGE_FILE, FAILURE_FILE)
 
 
+def _processing_job(h: Harness) -> ProcessingRun:
+    """The valid processing job of the config."""
+    return h.process("process", h.processing_request("process"))
+
+
+def _failing_processing_job(h: Harness) -> ProcessingRun:
+    """The processing job that must fail (``processing.failing``)."""
+    return h.process("process-failing", h.processing_request("process-failing", failing=True))
+
+
+#: The jobs the plugin may start ahead, in the background, when these checks are selected (Harness.ahead).
+AHEAD = {
+    "p35": [("processing", _processing_job), ("failing-processing", _failing_processing_job)],
+    "p36": [("processing", _processing_job)],
+    "p37": [("processing", _processing_job)],
+    "p38": [("processing", _processing_job)],
+}
+
+
 @pytest.fixture(scope="module")
 def processing_run(contract_harness: Harness) -> ProcessingRun:
     """The valid processing job of the config."""
-    return contract_harness.process("process", contract_harness.processing_request("process"))
+    return contract_harness.once("processing", lambda: _processing_job(contract_harness))
 
 
 @pytest.fixture(scope="module")
 def failing_processing_run(contract_harness: Harness) -> ProcessingRun:
     """The processing job that must fail (``processing.failing``)."""
-    return contract_harness.process(
-        "process-failing", contract_harness.processing_request("process-failing", failing=True)
-    )
+    return contract_harness.once("failing-processing", lambda: _failing_processing_job(contract_harness))
 
 
 def _require_completed(run: ProcessingRun, check_id: str) -> None:

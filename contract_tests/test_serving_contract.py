@@ -343,17 +343,13 @@ def test_s27_model_from_tarball_offline(sagemaker_endpoint: EndpointHandle, cont
 
 
 @check("s28")
-def test_s28_sigterm_exits_in_time(contract_harness: Harness, serving_model_dir: Path | None) -> None:
+def test_s28_sigterm_exits_in_time(
+    contract_harness: Harness, serving_model_dir: Path | None, shared_endpoint: EndpointHandle
+) -> None:
     grace = contract_harness.options.serving_stop_timeout_s
+    require_endpoint(shared_endpoint, "s28")  # blocked by whatever keeps the image from serving
     model_dir = serving_model_dir
-    if model_dir is None:
-        violation("s28", "cannot be verified: there is no model to serve (see t01)", fix="fix t01 first")
-    if contract_harness.serving_broken is not None:
-        violation(
-            "s28",
-            f"cannot be verified: the serving container never became healthy ({contract_harness.serving_broken})",
-            fix="fix s19/s20 first",
-        )
+    assert model_dir is not None
     handle = contract_harness.start_endpoint(
         "serve-stop", model_dir, network_isolation=contract_harness.config.capabilities.network_isolation
     )
@@ -372,6 +368,21 @@ def test_s28_sigterm_exits_in_time(contract_harness: Harness, serving_model_dir:
             got=f"killed after {result.seconds:.1f} s (exit status {result.exit_code})",
             logs=handle.log_text(),
         )
+
+
+# -- s43, s44: what serving needs (judged by the shared container's start) ------------------------------------
+@check("s43")
+def test_s43_serving_needs_no_input_dir(sagemaker_endpoint: EndpointHandle) -> None:
+    # The emulator, like hosting, gives the serving container a fresh /opt/ml with only the model mounted: if the
+    # shared container serves, `serve` did not need /opt/ml/input; if it did, the root cause names s43.
+    require_endpoint(sagemaker_endpoint, "s43")
+
+
+@check("s44")
+def test_s44_serving_loads_what_training_wrote(sagemaker_endpoint: EndpointHandle) -> None:
+    # The shared container serves the model.tar.gz the suite's training job wrote: if `serve` looks for other
+    # files, it cannot start, and the root cause (the missing /opt/ml/model file) names s44.
+    require_endpoint(sagemaker_endpoint, "s44")
 
 
 # -- s41, s42 (the suite's own items, beyond the contract reference's section 9) ------------------------------

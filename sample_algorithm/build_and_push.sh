@@ -159,7 +159,7 @@ run_contract_gate() {
   report="${CONTRACT_REPORT:-$PWD/contract-report.xml}"
   case "$report" in /*) ;; *) report="$PWD/$report" ;; esac
   rm -f "$report"
-  local args=(-m pytest --pyargs contract_tests --image "$image" -p no:cacheprovider -q --junitxml "$report")
+  local args=(-m pytest --pyargs contract_tests --image "$image" -p no:cacheprovider -q --contract-strict --junitxml "$report")
   if [ -n "$contract_config" ]; then
     case "$contract_config" in /*) ;; *) contract_config="$PWD/$contract_config" ;; esac
     args+=(--contract-config "$contract_config")

@@ -92,6 +92,49 @@ def build_broken_image(check_id: str, sample_image: str = SAMPLE_IMAGE) -> str:
     )
 
 
+# -- cascades: one root cause, many checks that need the job ----------------------------------------------------
+CASCADE_DIR = HERE / "cascade"
+CASCADE_PREFIX = "sagemaker-emulator-cascade"
+
+
+def cascade_ids() -> list[str]:
+    """The images under cascade/: ``<owner check>_<what>`` (e.g. ``t02_crlf_train``), sorted."""
+    return sorted(p.parent.name for p in CASCADE_DIR.glob("*/Dockerfile"))
+
+
+def describe_cascade(cascade_id: str) -> str:
+    """What the cascade image does: the first comment line of its Dockerfile."""
+    for line in (CASCADE_DIR / cascade_id / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+    return ""
+
+
+def owner(cascade_id: str) -> str:
+    """The check that must own the root cause of a cascade image: its name's first part (``t02``)."""
+    return cascade_id.split("_", 1)[0]
+
+
+def build_cascade_image(cascade_id: str, sample_image: str = SAMPLE_IMAGE) -> str:
+    """Build ``sagemaker-emulator-cascade/<id>:latest`` from ``sample_image`` (rebuilt only when changed)."""
+    directory = CASCADE_DIR / cascade_id
+    if not (directory / "Dockerfile").is_file():
+        raise ValueError(f"no cascade image {cascade_id!r}: add {directory}/Dockerfile")
+    sample_id = _images.image_id(sample_image)
+    if sample_id is None:
+        raise ImageBuildError(f"sample image {sample_image!r} not found; build it first (ensure_sample_image())")
+    return str(
+        _images.build_image(
+            directory,
+            f"{CASCADE_PREFIX}/{cascade_id}:latest",
+            HASH_LABEL,
+            _images.dir_hash(directory, extra=sample_id),
+            build_args={"SAMPLE_IMAGE": sample_image},
+            options=["--pull=false"],
+        )
+    )
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     sample = ensure_sample_image()

@@ -33,8 +33,11 @@ BROKEN_DIR = REPO / "tests" / "broken_images"
 SUITE_TIMEOUT_S = 600
 #: --stop-timeout for the suite: the SIGTERM checks would otherwise wait the platform's 120 s / 30 s.
 STOP_TIMEOUT_S = 5
-#: --contract-timeout: the sample is healthy in ~1 s; four broken images never are, and each waits this long.
-CONTRACT_TIMEOUT_S = 20
+#: --startup-timeout: the sample is healthy in ~1 s; broken images that answer /ping 503 forever wait this long
+#: (the sure failures -- exits, wrong port or interface, /ping errors -- are reported sooner, whatever this is).
+STARTUP_TIMEOUT_S = 20
+#: training.max_runtime_s of the cascade runs (a `train` that never exits is stopped after it).
+CASCADE_MAX_RUNTIME_S = 30
 CHECK_NAME = re.compile(r"^test_[tsbp]\d{2}_\w+$")
 #: Broken images whose whole-suite run must fail their own check and nothing else.
 ISOLATED = (
@@ -119,7 +122,7 @@ def run_suite(image: str, work: Path, pids: set[int], *select: str) -> SuiteRun:
     report = work / "report.xml"
     command = [
         sys.executable, "-m", "pytest", str(SUITE_DIR), "--image", image, "-p", "no:cacheprovider",
-        f"--junitxml={report}", f"--stop-timeout={STOP_TIMEOUT_S}", f"--contract-timeout={CONTRACT_TIMEOUT_S}",
+        f"--junitxml={report}", f"--stop-timeout={STOP_TIMEOUT_S}", f"--startup-timeout={STARTUP_TIMEOUT_S}",
         f"--basetemp={work / 'basetemp'}", "-q", *select,
     ]  # fmt: skip
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -223,3 +226,54 @@ def test_sample_image_passes_every_check(sample_image: str, tmp_path: Path, emul
     not_passed = {n: f"{o.status}: {o.message.strip()[:500]}" for n, o in run.outcomes.items() if o.status != "passed"}
     assert not not_passed, f"the sample algorithm does not pass every check: {not_passed}.\n{run.explain()}"
     assert set(run.outcomes) >= set(suite_check_ids()), f"not every check ran.\n{run.explain()}"
+
+
+# -- one root cause per broken image: the owner fails, the checks that need the job are blocked by it ----------
+def _cascade_config(work: Path) -> Path:
+    """The sample's config with training.max_runtime_s lowered (a `train` that never exits is stopped sooner)."""
+    import yaml
+
+    source = SUITE_DIR / "default_config.yaml"
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data.setdefault("training", {})["max_runtime_s"] = CASCADE_MAX_RUNTIME_S
+    target = work / "cascade-config.yaml"
+    # Paths in a config are relative to its file: copy the sample's data beside it.
+    (work / "data").symlink_to(SUITE_DIR / "data", target_is_directory=True)
+    target.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize("cascade_id", build.cascade_ids())
+@pytest.mark.docker
+@pytest.mark.slow
+def test_one_root_cause_one_failure(
+    cascade_id: str, sample_image: str, tmp_path: Path, emulator_pids: set[int]
+) -> None:
+    """A broken image the checks' own broken images do not cover: exactly one check fails, the one that owns the
+    root cause, with that rule's fix; every check that needed the job is skipped as blocked by it."""
+    try:
+        image = build.build_cascade_image(cascade_id, sample_image)
+    except build.ImageBuildError as exc:
+        pytest.fail(f"cannot build the cascade image {cascade_id}: {exc}")
+    owner = build.owner(cascade_id)
+    # The part of the suite that needs the broken job: training checks, or (ids naming `serve`, and s-owners)
+    # serving and batch checks with t02 and t04.
+    serving = owner.startswith("s") or "serve" in cascade_id
+    select = "test_s or test_b or t02 or t04" if serving else "test_t"
+    config = _cascade_config(tmp_path)
+    run = run_suite(image, tmp_path, emulator_pids, "--contract-config", str(config), "-k", select)
+    failed = {n: o for n, o in run.outcomes.items() if o.status in ("failed", "error")}
+    [name] = [n for n in run.outcomes if n.startswith(f"test_{owner}_")] or [f"test_{owner}_?"]
+    assert set(failed) == {name}, (
+        f"{cascade_id} ({build.describe_cascade(cascade_id)}): expected only {name} to fail, got "
+        f"{ {n: o.message.strip().splitlines()[0][:200] for n, o in failed.items()} }.\n{run.explain()}"
+    )
+    assert_fails_with_fix(run, name)
+    blocked = [n for n, o in run.outcomes.items() if o.status == "skipped" and f"blocked by [{owner}]" in o.message]
+    assert blocked, f"no check was reported blocked by [{owner}] on {cascade_id}.\n{run.explain()}"
+    wrong = {
+        n: o.message.strip()[:200]
+        for n, o in run.outcomes.items()
+        if o.status == "skipped" and "blocked by [" in o.message and f"blocked by [{owner}]" not in o.message
+    }
+    assert not wrong, f"checks blocked by another root cause than [{owner}]: {wrong}.\n{run.explain()}"
