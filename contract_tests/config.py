@@ -112,7 +112,9 @@ class Training:
     hyperparameters: dict[str, Str] = field(default_factory=dict)
     environment: dict[str, Str] = field(default_factory=dict)
     instance_type: str = DEFAULT_INSTANCE_TYPE
-    max_runtime_s: int = 900
+    #: The bound on every training job of the suite: one still running then is stopped and fails t01 (`train`
+    #: never exits). The job's MaxRuntimeInSeconds too.
+    max_runtime_s: int = 300
     failing: FailingTraining = field(default_factory=FailingTraining)
     sigterm: SigtermTraining = field(default_factory=SigtermTraining)
     #: The MetricDefinitions users give the image's jobs; t17 checks each against the main job's log.
