@@ -18,7 +18,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from emulator import errors
@@ -49,6 +48,13 @@ COMMANDS: tuple[AddCommand, ...] = (
 )
 
 
+def entry_points(group: str) -> Any:
+    """``importlib.metadata.entry_points``, imported on first use: ~80 ms a built-in command does not need."""
+    from importlib.metadata import entry_points as installed
+
+    return installed(group=group)
+
+
 def plugin_commands() -> list[AddCommand]:
     """The ``add_command`` of each command installed packages register in :data:`COMMANDS_GROUP`, by name."""
     found: list[AddCommand] = []
@@ -60,8 +66,13 @@ def plugin_commands() -> list[AddCommand]:
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (exposed for docs and tests)."""
+def build_parser(command_line: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The CLI's argument parser (exposed for docs and tests).
+
+    With ``command_line`` naming a built-in command, the plugin commands are not loaded: their imports (the
+    contract suite's: pytest) would only slow that command's start. Without it, or for anything else (``--help``,
+    a plugin's command, a typo), every command is there.
+    """
     parser = _Parser(
         prog="python -m emulator",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -76,12 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for add in COMMANDS:
         add(sub)
+    if command_line is not None and _named_command(command_line) in sub.choices:
+        return parser
     for add in plugin_commands():
         try:
             add(sub)
         except Exception as exc:  # e.g. a name the built-in commands already use
             print(f"warning: ignoring the command of {getattr(add, '__module__', add)}: {exc}", file=sys.stderr)
     return parser
+
+
+def _named_command(command_line: Sequence[str]) -> str | None:
+    """The command a command line names: its first argument that is not an option."""
+    return next((arg for arg in command_line if not arg.startswith("-")), None)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -105,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,

@@ -96,3 +96,18 @@ def test_a_broken_plugin_command_does_not_break_the_cli(
     parser = app.build_parser()
     assert "ignoring the 'broken' command" in capsys.readouterr().err
     assert parser.parse_args(["cleanup", "--dry-run"]).handler is not None
+
+
+def test_a_built_in_command_does_not_load_the_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    looked: list[str] = []
+
+    def record(group: str) -> list[EntryPoint]:
+        looked.append(group)
+        return []
+
+    monkeypatch.setattr(app, "entry_points", record)
+    app.build_parser(["--verbose", "train", "--image", "x"])  # the command is the first non-option
+    assert looked == []
+    for line in (["init-contract"], ["--help"], ["no-such-command"], []):
+        app.build_parser(line)
+    assert looked == [app.COMMANDS_GROUP] * 4

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from botocore.model import StructureShape
 
+from emulator import spec as spec_module
 from emulator.errors import InvalidSpec
 from emulator.spec import is_s3_location_shape, load_spec, operation_model, validate
 
@@ -226,3 +227,64 @@ def test_a_spec_must_be_a_mapping(tmp_path: Path) -> None:
 def test_missing_spec_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidSpec, match=r"does not exist; pass the path of a YAML or JSON request"):
         load_spec(tmp_path / "nope.yaml")
+
+
+# ---- the trimmed, cached model -----------------------------------------------------------------------------
+
+
+def _reached(shape: Any, seen: dict[str, Any]) -> dict[str, Any]:
+    """botocore's resolution of every shape an input shape reaches: name -> (type, members or None, enum)."""
+    if shape.name in seen:
+        return seen
+    members = sorted(shape.members) if isinstance(shape, StructureShape) else None
+    seen[shape.name] = (shape.type_name, members, shape.metadata.get("enum"), shape.metadata.get("pattern"))
+    for child in getattr(shape, "members", {}).values():
+        _reached(child, seen)
+    for attr in ("member", "key", "value"):
+        child = getattr(shape, attr, None)
+        if child is not None:
+            _reached(child, seen)
+    return seen
+
+
+@pytest.mark.parametrize("operation", ["CreateTrainingJob", "CreateTransformJob", "CreatePipeline"])
+def test_trimmed_model_holds_what_botocore_resolves(operation: str) -> None:
+    root, shapes = spec_module._input_shapes(operation)
+    input_shape = operation_model(operation).input_shape
+    assert input_shape is not None
+    expected = _reached(input_shape, {})
+    got = {
+        name: (s["type"], sorted(s["members"]) if s["type"] == "structure" else None, s.get("enum"), s.get("pattern"))
+        for name, s in shapes.items()
+    }
+    assert root == input_shape.name
+    assert got == expected
+
+
+def test_the_trimmed_model_is_written_once_and_then_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spec_module, "_CACHE_DIR", tmp_path / "models")
+    spec_module._input_shapes.cache_clear()
+    try:
+        spec_module._input_shapes("CreateTrainingJob")
+        [cached] = (tmp_path / "models").glob("sagemaker-CreateTrainingJob-*.json")
+        data = json.loads(cached.read_text())
+        assert len(data["shapes"]) < 400  # of botocore's ~3,400
+        # A new process reads the file, not botocore's model: an edit to it shows.
+        data["shapes"][data["root"]]["required"].append("TrainingJobName")
+        data["shapes"][data["root"]]["required"].append("Tags")
+        cached.write_text(json.dumps(data))
+        spec_module._input_shapes.cache_clear()
+        assert "Tags: missing (required)" in errors_of(request())
+    finally:
+        spec_module._input_shapes.cache_clear()
+
+
+def test_an_unwritable_cache_dir_still_validates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a dir")
+    monkeypatch.setattr(spec_module, "_CACHE_DIR", blocker / "models")
+    spec_module._input_shapes.cache_clear()
+    try:
+        assert errors_of(request(TrainingJobName="bad name!"))
+    finally:
+        spec_module._input_shapes.cache_clear()
