@@ -566,7 +566,7 @@ capabilities:
   batch_transform: true    # /execution-parameters and multi-record requests (b31-b33)
   processing: false        # processing jobs (p35-p38)
   multi_host: false        # true: training works on 2 hosts, no artifact name clashes (t15; t07 uses 2 hosts)
-  network_isolation: true  # works with no network (no S3, no credentials)
+  network_isolation: false # true: training/processing work with no network and no AWS credentials (t16)
 
 training:
   channels:                # a file F arrives as /opt/ml/input/data/<name>/F; a directory's files in that dir

@@ -6,7 +6,7 @@ connect() on a UDP socket only picks the outgoing interface; no packet leaves th
 from pathlib import Path
 
 path = Path("/opt/program/iris_tree/train.py")
-old = '            print(f"training on host {config.get(\'current_host\', \'?\')} of {len(hosts) or 1}", flush=True)\n'
+old = "            print(f\"training on host {config.get('current_host', '?')} of {len(hosts) or 1}\", flush=True)\n"
 new = old + (
     "            import socket\n"
     "\n"
