@@ -219,7 +219,7 @@ def diagnose_serving(
     if found is not None:
         return found
     head = _normalized_head(log, 2)
-    if exited and head and head == _normalized_head(training_log, 2)[: len(head)]:
+    if len(head) == 2 and head == _normalized_head(training_log, 2):
         return RootCause(
             "t02",
             "`docker run IMAGE serve` ran the training program (its output starts like `train`'s): the ENTRYPOINT "

@@ -277,6 +277,8 @@ class Harness:
         self._results: dict[str, Future[Any]] = {}
         self._results_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=AHEAD_WORKERS, thread_name_prefix="contract-ahead")
+        #: The checks this session runs (those whose capability the image claims), for starting jobs ahead.
+        self.selected: set[str] = set()
 
     # -- jobs run once, maybe ahead of time ---------------------------------------------------------------
     def ahead(self, key: str, make: Callable[[], Any]) -> None:
@@ -307,8 +309,13 @@ class Harness:
         return result
 
     def close(self) -> None:
-        """Wait for the jobs started ahead (each removes its own containers), then drop the pool."""
+        """Wait for the jobs started ahead (each removes its own containers), close the endpoints among them."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for future in self._results.values():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                result = future.result()
+                if isinstance(result, EndpointHandle) and result.endpoint is not None:
+                    result.endpoint.close()
 
     def image_info(self) -> ImageInfo:
         """``docker image inspect`` of the image (cached)."""

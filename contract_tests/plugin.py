@@ -302,12 +302,15 @@ def _run_ahead(harness: Harness, items: list[pytest.Item]) -> None:
     """
     for item in items:
         marker = item.get_closest_marker("sagemaker_check")
-        offered = getattr(getattr(item, "module", None), "AHEAD", {})
-        if marker is None or marker.args[0] not in offered:
+        if marker is None:
             continue
         check_id = marker.args[0]
         capability = CHECKS[check_id].capability
         if capability != "any" and not getattr(harness.config.capabilities, capability, False):
+            continue
+        harness.selected.add(check_id)
+        offered = getattr(getattr(item, "module", None), "AHEAD", {})
+        if check_id not in offered:
             continue
         for key, make in offered[check_id]:
             harness.ahead(key, functools.partial(make, harness))
@@ -375,7 +378,11 @@ def shared_endpoint(
     contract_harness: Harness, serving_model_dir: Path | None, trained_model: TrainingRun | None
 ) -> Iterator[EndpointHandle]:
     """The one serving container all serving checks share (``docker run IMAGE serve``)."""
-    handle = _start(contract_harness, "serve", serving_model_dir, trained_model)
+    h = contract_harness
+    if serving_model_dir is not None and any(c in h.selected for c in _BATCH_CHECKS):
+        # The batch checks' container needs the same model and nothing else: start it beside this one.
+        h.ahead("batch-endpoint", functools.partial(_start_batch, h, serving_model_dir, trained_model))
+    handle = _start(h, "serve", serving_model_dir, trained_model)
     try:
         yield handle
     finally:
@@ -412,13 +419,21 @@ def sagemaker_endpoint(
     return shared_endpoint
 
 
+_BATCH_CHECKS = tuple(c for c in CHECKS if c.startswith("b"))
+
+
+def _start_batch(harness: Harness, model_dir: Path | None, trained: TrainingRun | None) -> EndpointHandle:
+    env = {**harness.config.serving.environment, "SAGEMAKER_BATCH": "true"}
+    return _start(harness, "batch", model_dir, trained, env)
+
+
 @pytest.fixture(scope="session")
 def batch_endpoint(
     contract_harness: Harness, serving_model_dir: Path | None, trained_model: TrainingRun | None
 ) -> Iterator[EndpointHandle]:
     """A serving container as batch transform runs it (``SAGEMAKER_BATCH=true``), for the batch checks."""
-    env = {**contract_harness.config.serving.environment, "SAGEMAKER_BATCH": "true"}
-    handle = _start(contract_harness, "batch", serving_model_dir, trained_model, env)
+    h = contract_harness
+    handle = h.once("batch-endpoint", functools.partial(_start_batch, h, serving_model_dir, trained_model))
     try:
         yield handle
     finally:
