@@ -27,7 +27,7 @@ def add_command(sub: SubParsers) -> None:
     p = options.add_subcommand(
         sub,
         "tune",
-        help="run a hyperparameter tuning job (CreateHyperParameterTuningJob)",
+        help="run a hyperparameter tuning job",
         description="Run a hyperparameter tuning job like SageMaker's CreateHyperParameterTuningJob: training "
         "jobs with the hyperparameters the strategy picks, MaxParallelTrainingJobs at once (bounded by this "
         "machine's cores and memory), the objective read from their logs. A live table goes to stderr; exit 0 "

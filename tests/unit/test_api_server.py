@@ -253,6 +253,45 @@ def test_stop_training_job_ends_it_stopped(api: Api) -> None:
     assert api.docker.running() == []
 
 
+def test_tuning_job_runs_lists_and_stops(api: Api) -> None:
+    def tuning(name: str, env: dict[str, str]) -> dict[str, Any]:
+        training = training_request("unused", env)
+        del training["TrainingJobName"]
+        training["AlgorithmSpecification"]["MetricDefinitions"] = [{"Name": "score", "Regex": "score=([0-9.]+)"}]
+        return {
+            "HyperParameterTuningJobName": name,
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Random",
+                "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "score"},
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
+                "ParameterRanges": {"IntegerParameterRanges": [{"Name": "x", "MinValue": "1", "MaxValue": "5"}]},
+            },
+            "TrainingJobDefinition": {k: v for k, v in training.items() if k != "HyperParameters"},
+        }
+
+    done, stopped = unique("tune")[:20], unique("tune-stop")[:20]
+    api.sm.create_hyper_parameter_tuning_job(**tuning(done, {"FAKE_LOG": "score=0.5"}))
+    described = wait_for(
+        lambda: api.sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=done),
+        "HyperParameterTuningJobStatus",
+        {"Completed", "Failed"},
+    )
+    assert described["HyperParameterTuningJobStatus"] == "Completed", described.get("FailureReason")
+    assert described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == 0.5
+    listed = api.sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName=done)
+    assert len(listed["TrainingJobSummaries"]) == 2
+    api.sm.create_hyper_parameter_tuning_job(**tuning(stopped, {"FAKE_RUN_UNTIL_STOPPED": "1"}))
+    api.sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=stopped)
+    wait_for(
+        lambda: api.sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=stopped),
+        "HyperParameterTuningJobStatus",
+        {"Stopped"},
+    )
+    names = api.sm.list_hyper_parameter_tuning_jobs(SortBy="Name")["HyperParameterTuningJobSummaries"]
+    assert [n["HyperParameterTuningJobName"] for n in names] == sorted([done, stopped], reverse=True)
+    assert api.docker.running() == []
+
+
 def test_processing_job_completes_fails_and_stops(api: Api) -> None:
     ok, bad, stopped = unique("proc-ok"), unique("proc-bad"), unique("proc-stop")
     arn = api.sm.create_processing_job(**processing_request(ok, {"FAKE_RUN_S": "1"}))["ProcessingJobArn"]

@@ -16,7 +16,7 @@ import pytest
 from emulator.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
-BUILT_IN = ["train", "serve", "invoke", "transform", "process", "pipeline", "cleanup", "s3-server"]
+BUILT_IN = ["train", "tune", "serve", "invoke", "transform", "process", "pipeline", "cleanup", "s3-server"]
 
 
 def _imports(path: Path) -> list[str]:
