@@ -104,8 +104,22 @@ def shot(browser: Any, name: str) -> None:
 
 
 def text(browser: Any, css: str) -> str:
-    found = browser.find_elements("css selector", css)
-    return str(found[0].text) if found else ""
+    """The rendered text of the first match (read in one script: live parts are replaced under the test's feet)."""
+    found = browser.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", css)
+    return str(found).strip()
+
+
+def click(browser: Any, css: str) -> None:
+    """Click the first match, again if the page's poll replaced it between finding and clicking."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(20):
+        try:
+            browser.find_element("css selector", css).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"{css} kept being replaced")
 
 
 def training_request(name: str, image: str, env: dict[str, str]) -> dict[str, Any]:
@@ -156,8 +170,6 @@ def test_a_running_job_changes_status_and_chart_without_a_reload(
     browser.get(server.url + "/console/training")
     assert name in text(browser, "table.list")
     shot(browser, "training-list")
-    browser.get(server.url + "/")
-    shot(browser, "overview")
 
 
 def test_the_pipeline_graph_shows_each_status_in_its_colour_and_links_the_job(
@@ -204,7 +216,7 @@ def test_the_pipeline_graph_shows_each_status_in_its_colour_and_links_the_job(
         painted = "green" if g > max(r, b) else "red" if g < 0.6 * r and b < 0.6 * r else "amber" if g > b else "?"
         assert painted == dominant, (step, status, fills[step])
     shot(browser, "execution")
-    browser.find_element("css selector", 'a g.step[data-step="Train"]').click()
+    click(browser, 'a g.step[data-step="Train"]')
     until("the step's job page", lambda: "/console/training/" in browser.current_url)
     assert text(browser, "h1 .badge") == "Completed"
     assert browser.current_url.rsplit("/", 1)[-1] in text(browser, "h1")
@@ -234,7 +246,7 @@ def test_invoke_answers_and_shows_the_model_error(
     body = browser.find_element("css selector", "form.invoke textarea")
     body.clear()
     body.send_keys("1,2,3")
-    browser.find_element("css selector", "form.invoke button").click()
+    click(browser, "form.invoke button")
     answer = until(
         "the answer", lambda: text(browser, ".answer pre") if "200" in text(browser, ".answer .head") else ""
     )
@@ -242,11 +254,11 @@ def test_invoke_answers_and_shows_the_model_error(
     shot(browser, "endpoint")
     body.clear()
     body.send_keys("boom")
-    browser.find_element("css selector", "form.invoke button").click()
+    click(browser, "form.invoke button")
     until("the ModelError", lambda: "ModelError" in text(browser, ".answer .head"))
     assert "400" in text(browser, ".answer .head")
     assert "boom" in text(browser, ".answer pre")
-    browser.find_element("css selector", 'button[data-action="delete-endpoint"]').click()
+    click(browser, 'button[data-action="delete-endpoint"]')
     browser.switch_to.alert.accept()
     until("the endpoint deleted", lambda: endpoint not in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]])
 
@@ -266,7 +278,7 @@ def test_a_change_without_the_token_is_refused_and_the_stop_button_stops(
     assert refused == 403
     time.sleep(1)
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "InProgress"
-    browser.find_element("css selector", 'button[data-action="stop"]').click()
+    click(browser, 'button[data-action="stop"]')
     browser.switch_to.alert.accept()
     until("Stopped on the page", lambda: text(browser, "h1 .badge") == "Stopped")
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Stopped"
@@ -280,6 +292,9 @@ def test_the_contract_report_page_shows_each_check_and_its_fix(browser: Any, ser
     assert CHECKS["s21"].fix in failed.find_element("css selector", ".fix").text
     assert len(browser.find_elements("css selector", ".check.passed")) == 2
     shot(browser, "report")
+    browser.get(server.url + "/")  # last: every kind the module made is in it
+    assert "console-train-" in text(browser, "body")
+    shot(browser, "overview")
 
 
 def _statuses(browser: Any) -> dict[str, str]:

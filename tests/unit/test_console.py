@@ -124,7 +124,7 @@ def test_a_thousand_seeded_records_render_on_every_page(tmp_path: Path, config: 
         )
         overview = c.get("/")
         assert overview.status_code == 200
-        assert "Training jobs (1000)" in overview.text
+        assert "Training jobs</a> (1000)" in overview.text
         executions = c.get("/console/executions")
         targets = re.findall(r'<a href="(/console/pipelines/[^"]+/executions/[^"]+)">', executions.text)
         assert len(targets) == len(names["PipelineExecution"])

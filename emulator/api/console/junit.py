@@ -91,13 +91,14 @@ def _case(case: ET.Element) -> CheckResult:
 
 
 def render(results: list[CheckResult], source: str, *, title: str = "") -> str:
-    """The report as HTML: the counts, then a card per check (problem and fix of each failure up front);
+    """The report as HTML: the counts, then a card per check, failures first (each one's problem and fix up front);
     ``title`` (e.g. the file's whole path) shows on hovering the source."""
     counts = Counter(r.outcome for r in results)
     order = ("failed", "error", "passed", "skipped")
     summary = " · ".join(f"{counts[o]} {o}" for o in order if counts[o])
     cards = []
-    for r in results:
+    rank = {"failed": 0, "error": 0}  # failures first, then the rest in the file's order
+    for r in sorted(results, key=lambda r: rank.get(r.outcome, 1)):
         title = f"[{r.check_id}] " if r.check_id else ""
         level = f" {r.level}" if r.level else ""
         body = ""
@@ -111,7 +112,7 @@ def render(results: list[CheckResult], source: str, *, title: str = "") -> str:
         cards.append(
             f'<div class="card check {r.outcome}" data-check="{esc(r.check_id or r.name)}" data-outcome="{r.outcome}">'
             f"<strong>{esc(title)}{esc(r.name)}</strong>{esc(level)} · {esc(r.outcome)} · {r.seconds:.2f} s"
-            f'<div class="note">{esc(r.classname)}</div>{body}</div>'
+            f' <span class="note">{esc(r.classname)}</span>{body}</div>'
         )
     return (
         f'<p class="summary-line"><span title="{esc(title or source)}">{esc(source)}</span>: {len(results)} checks · '

@@ -171,14 +171,9 @@ class Views:
         for section in self.sections():
             rows = self.rows(section)
             more = f" · {link(href(section.key), f'all {len(rows)}')}" if len(rows) > OVERVIEW_ROWS else ""
-            page.blocks.append(
-                Block(
-                    section.key,
-                    f"<h2>{esc(section.title)} ({len(rows)}){more}</h2>"
-                    + self.list_table(section, rows[:OVERVIEW_ROWS]),
-                    live=True,
-                )
-            )
+            shown = self.list_table(section, rows[:OVERVIEW_ROWS]) if rows else ""
+            heading = f"<h2>{link(href(section.key), section.title)} ({len(rows)}){more}</h2>"
+            page.blocks.append(Block(section.key, heading + shown, live=True))
         return page
 
     def list_page(self, section: Section) -> Page:
@@ -554,7 +549,7 @@ def _note(row: Mapping[str, Any]) -> str:
     if reason:
         return str(reason).split("\n", 1)[0][:160]
     secondary = row.get("SecondaryStatus")
-    return str(secondary) if secondary else ""
+    return str(secondary) if secondary and secondary not in ("Completed", "Failed", "Stopped") else ""
 
 
 def _image(row: Mapping[str, Any]) -> str:
