@@ -54,6 +54,25 @@ def non_negative(flag: str, value: float) -> float:
     return value
 
 
+def add_stop_grace(p: argparse.ArgumentParser) -> None:
+    """``--stop-grace SECONDS`` of the job commands (apply it with :func:`with_stop_grace`)."""
+    from emulator.constants import TRAINING_STOP_GRACE_S
+
+    p.add_argument(
+        "--stop-grace",
+        type=float,
+        metavar="SECONDS",
+        help=f"seconds between SIGTERM and SIGKILL when stopping (platform: {TRAINING_STOP_GRACE_S:g})",
+    )
+
+
+def with_stop_grace(args: argparse.Namespace, config: EmulatorConfig) -> EmulatorConfig:
+    """``config`` with the job's grace period from ``--stop-grace`` (checked: 0 or more)."""
+    if args.stop_grace is None:
+        return config
+    return config.with_(training_stop_grace_s=non_negative("--stop-grace", args.stop_grace))
+
+
 def add_kv(p: argparse.ArgumentParser, flag: str, metavar: str, help: str) -> None:
     """A repeatable ``flag NAME=VALUE``; its value is the list of (name, value) pairs given."""
     p.add_argument(flag, action="append", type=kv, default=[], metavar=metavar, help=help)

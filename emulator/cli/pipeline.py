@@ -51,7 +51,7 @@ def add_command(sub: SubParsers) -> None:
     run_p.add_argument("--max-parallel", type=int, metavar="N", help="most steps at once (default 4)")
     run_p.add_argument("--name", help="PipelineName (default: the file's name)")
     run_p.add_argument("--logs", action="store_true", help="stream the containers' output, prefixed by step")
-    run_p.add_argument("--stop-grace", type=float, metavar="SECONDS", help="seconds between SIGTERM and SIGKILL")
+    options.add_stop_grace(run_p)
     options.add_common(run_p)
     for action in run_p._actions:  # the shared flag means less output here: the table, not container logs
         if action.dest == "quiet":
@@ -88,8 +88,7 @@ def _show_pipeline(args: argparse.Namespace) -> int:
 def _run_pipeline(args: argparse.Namespace, config: EmulatorConfig) -> int:
     from emulator.pipelines import PipelineExecution
 
-    if args.stop_grace is not None:
-        config = config.with_(training_stop_grace_s=args.stop_grace)
+    config = options.with_stop_grace(args, config)
     quiet = args.quiet or args.json
     table = StatusTable(sys.stderr, live=sys.stderr.isatty() and not args.logs and not quiet, quiet=quiet)
     execution = PipelineExecution(

@@ -70,7 +70,7 @@ LocalPath must start with /opt/ml/processing/ (default: /opt/ml/processing/input
     )
     options.add_kv(p, "--env", "KEY=VALUE", "Environment")
     options.add_resource_flags(p, "ClusterConfig")
-    p.add_argument("--stop-grace", type=float, metavar="SECONDS", help="seconds between SIGTERM and SIGKILL")
+    options.add_stop_grace(p)
     options.add_common(p)
     p.set_defaults(handler=run)
 
@@ -164,8 +164,7 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     """Run the processing job; 0 when it Completed, 1 otherwise."""
     from emulator.processing import ProcessingJob
 
-    if args.stop_grace is not None:
-        config = config.with_(training_stop_grace_s=options.non_negative("--stop-grace", args.stop_grace))
+    config = options.with_stop_grace(args, config)
     job = ProcessingJob(processing_request(args), config=config, log_sink=options.log_sink(args))
     cluster = job.request["ProcessingResources"]["ClusterConfig"]
     options.echo(

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from emulator import errors
 from emulator.cli import options
 from emulator.config import EmulatorConfig
-from emulator.constants import TRAINING_STOP_GRACE_S
 
 if TYPE_CHECKING:
     from emulator.cli.options import SubParsers
@@ -40,12 +39,7 @@ strings in /opt/ml/input/config/hyperparameters.json, exactly as on SageMaker.
     options.add_kv(p, "--metric", "NAME=REGEX", "metric definition: first group of REGEX in the logs")
     p.add_argument("--output", metavar="DIR_OR_S3", help="OutputDataConfig.S3OutputPath (default: ./output)")
     options.add_resource_flags(p, "ResourceConfig")
-    p.add_argument(
-        "--stop-grace",
-        type=float,
-        metavar="SECONDS",
-        help=f"seconds between SIGTERM and SIGKILL when stopping (platform: {TRAINING_STOP_GRACE_S:g})",
-    )
+    options.add_stop_grace(p)
     options.add_common(p)
     p.set_defaults(handler=run)
 
@@ -113,8 +107,7 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     """Run the training job; 0 when it Completed, 1 otherwise."""
     from emulator.training import TrainingJob
 
-    if args.stop_grace is not None:
-        config = config.with_(training_stop_grace_s=options.non_negative("--stop-grace", args.stop_grace))
+    config = options.with_stop_grace(args, config)
     job = TrainingJob(training_request(args), config=config, log_sink=options.log_sink(args))
     print(
         f"training job {job.name}: starting on {job.request['ResourceConfig']['InstanceCount']} x "

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from emulator import errors
 from emulator.cli import options
 from emulator.config import EmulatorConfig
-from emulator.constants import TRAINING_STOP_GRACE_S
 
 if TYPE_CHECKING:
     from emulator.cli.options import SubParsers
@@ -48,12 +47,7 @@ in the training jobs' logs.
     p.add_argument("--max-parallel", type=int, metavar="N", help="ResourceLimits.MaxParallelTrainingJobs")
     p.add_argument("--seed", type=int, metavar="N", help="HyperParameterTuningJobConfig.RandomSeed")
     p.add_argument("--logs", action="store_true", help="stream the containers' output, prefixed by training job")
-    p.add_argument(
-        "--stop-grace",
-        type=float,
-        metavar="SECONDS",
-        help=f"seconds between SIGTERM and SIGKILL when stopping (platform: {TRAINING_STOP_GRACE_S:g})",
-    )
+    options.add_stop_grace(p)
     options.add_common(p)
     p.set_defaults(handler=run)
 
@@ -83,8 +77,7 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     """Run the tuning job; 0 when it Completed, 1 otherwise."""
     from emulator.tuning import TuningJob
 
-    if args.stop_grace is not None:
-        config = config.with_(training_stop_grace_s=options.non_negative("--stop-grace", args.stop_grace))
+    config = options.with_stop_grace(args, config)
     table = LiveTable(sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet)
     sink = options.log_sink(args) if args.logs else (lambda host, line: None)
     job = TuningJob(tuning_request(args), config=config, log_sink=sink, on_change=table)
