@@ -127,6 +127,8 @@ class Page:
     blocks: list[Block] = field(default_factory=list)
     live: bool = False
     status: int = 200
+    #: A long page (hundreds of rows) polls this many times less often: each poll renders it all again.
+    slow_poll: int = 1
 
     def fragments(self) -> dict[str, Any]:
         """The live blocks, for the page's poll (``?fragment=1``)."""
@@ -145,7 +147,7 @@ def render(page: Page, *, token: str, nav: str, poll_ms: int) -> str:
         title=esc(page.title),
         token=esc(token),
         live="1" if page.live else "0",
-        poll_ms=str(poll_ms),
+        poll_ms=str(poll_ms * page.slow_poll),
         nav=nav,
         body=body,
     )
