@@ -113,11 +113,8 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
 
 
 def _best_model(job: TuningJob) -> str | None:
-    best = (job.describe().get("BestTrainingJob") or {}).get("TrainingJobName")
-    for training in job.training_jobs():
-        if training.name == best:
-            return str(training.describe()["ModelArtifacts"]["S3ModelArtifacts"]) or None
-    return None
+    best = job.best_training_job()
+    return str(best.describe()["ModelArtifacts"]["S3ModelArtifacts"]) or None if best else None
 
 
 def _hps(values: dict[str, str]) -> str:

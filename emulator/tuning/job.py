@@ -195,6 +195,12 @@ class TuningJob(UniqueNameJob):
         with self._lock:
             return [r.job for r in self._runs]
 
+    def best_training_job(self) -> TrainingJob | None:
+        """The best job's :class:`TrainingJob` (None before one completed with an objective); its ``describe()`` is
+        what ``Endpoint(..., model_data=...)`` and transform jobs take as a model."""
+        best = self.describe().get("BestTrainingJob")
+        return next((j for j in self.training_jobs() if best and j.name == best["TrainingJobName"]), None)
+
     # -- the work ------------------------------------------------------------------------------------------
     def _execute(self) -> None:
         try:

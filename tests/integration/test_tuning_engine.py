@@ -89,6 +89,9 @@ def test_random_search_reads_every_objective_and_picks_the_best(
     )
     model = tmp_path / best["TrainingJobName"] / "output" / "model.tar.gz"
     assert model.is_file()  # the best job's model, where transform and endpoints take it from
+    best_job = job.best_training_job()
+    assert best_job is not None
+    assert best_job.describe()["ModelArtifacts"]["S3ModelArtifacts"] == str(model)
 
 
 def test_grid_search_finds_the_known_best_through_the_cli(
