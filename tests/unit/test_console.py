@@ -220,6 +220,44 @@ def test_the_execution_graph_carries_each_step_status_and_the_steps_link(console
     assert console.get(f"/console/pipelines/{pipeline}").status_code == 200
 
 
+def test_a_tuning_job_page_lists_its_training_jobs_and_links_the_best(console: Console) -> None:
+    name = f"tune-{uuid.uuid4().hex[:8]}"
+    definition = {
+        "RoleArn": ROLE,
+        "AlgorithmSpecification": {
+            "TrainingImage": "fake-algo:latest",
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "score", "Regex": "score=([0-9.]+)"}],
+        },
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/out"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        "Environment": {"FAKE_LOG": "score=0.75"},
+    }
+    console.sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name,
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random",
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "score"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
+            "ParameterRanges": {"IntegerParameterRanges": [{"Name": "x", "MinValue": "1", "MaxValue": "5"}]},
+        },
+        TrainingJobDefinition=definition,
+    )
+    done = wait_for(
+        lambda: console.sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name),
+        "HyperParameterTuningJobStatus",
+        {"Completed", "Failed"},
+    )
+    trainings = console.sm.list_training_jobs_for_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    page = console.get(f"/console/tuning/{name}").text
+    linked = set(re.findall(r'<a href="/console/training/([^"]+)">', page))
+    assert linked == {t["TrainingJobName"] for t in trainings["TrainingJobSummaries"]}
+    assert f'best: <a href="/console/training/{done["BestTrainingJob"]["TrainingJobName"]}">' in page
+    assert "score = 0.75" in page
+    assert f'href="/console/tuning/{name}"' in console.get("/console/tuning").text
+
+
 def test_invoke_answers_and_shows_a_model_error(console: Console) -> None:
     model, cfg, endpoint = (f"{p}-{uuid.uuid4().hex[:8]}" for p in ("model", "config", "endpoint"))
     console.sm.create_model(
