@@ -41,7 +41,7 @@ INSTANCE = "ml.m5.large"
 STEPS = ("fit", "transform", "deploy", "processing", "pipeline")
 METRICS = [
     {"Name": "train:accuracy", "Regex": "train_accuracy=([0-9.]+);"},
-    {"Name": "test:accuracy", "Regex": "validation_accuracy=([0-9.]+);"},
+    {"Name": "test:accuracy", "Regex": "test_accuracy=([0-9.]+);"},  # the channel is named test
 ]
 
 
