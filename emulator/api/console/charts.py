@@ -49,8 +49,9 @@ def chart(s: Series) -> str:
     """An SVG line chart of one series: a point per value (``circle.pt``, value in ``data-v``), x = its order."""
     n = len(s.values)
     lo, hi = (min(s.values), max(s.values)) if n else (0.0, 1.0)
-    if hi == lo:
-        lo, hi = lo - 1.0, hi + 1.0
+    if hi == lo:  # one value, or a flat line: a band of 10 % around it
+        pad = abs(hi) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
     width, height = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
 
     def x(i: int) -> float:
@@ -70,7 +71,7 @@ def chart(s: Series) -> str:
     return (
         f'<svg class="chart" data-metric="{esc(s.name)}" viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" '
         f'role="img" aria-label="{esc(s.name)}: {n} values">'
-        f'<text x="{_LEFT}" y="16">{esc(s.name)} · {n} values · {esc(last)}</text>'
+        f'<text x="{_LEFT}" y="16">{esc(s.name)} · {n} value{"" if n == 1 else "s"} · {esc(last)}</text>'
         f'<line class="axis" x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT}" y2="{_TOP + height}"/>'
         f'<line class="axis" x1="{_LEFT}" y1="{_TOP + height}" x2="{_LEFT + width}" y2="{_TOP + height}"/>'
         f'<text x="{_LEFT - 6}" y="{_TOP + 4}" text-anchor="end">{hi:.4g}</text>'
