@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     from emulator.tuning import TuningJob
 
     config = options.with_stop_grace(args, config)
-    table = LiveTable(sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet)
+    table = LiveTable(sys.stderr, live=sys.stderr.isatty() and not args.quiet and not args.logs, quiet=args.quiet)
     sink = options.log_sink(args) if args.logs else (lambda host, line: None)
     job = TuningJob(tuning_request(args), config=config, log_sink=sink, on_change=table)
     spec = job.spec
