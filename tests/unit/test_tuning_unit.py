@@ -446,3 +446,36 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     assert message in err
     assert err.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_the_cli_table_prints_each_change_once_and_a_final_table() -> None:
+    import io
+
+    from emulator.cli.tune import LiveTable
+
+    class Job:
+        summaries: list[dict[str, Any]] = []
+
+        def training_job_summaries(self) -> list[dict[str, Any]]:
+            return self.summaries
+
+    job, out = Job(), io.StringIO()
+    table = LiveTable(out, live=False)
+    job.summaries = [
+        {"TrainingJobName": "t-001-aa", "TrainingJobStatus": "InProgress", "TunedHyperParameters": {"x": "1"}}
+    ]
+    table(job)  # type: ignore[arg-type]
+    table(job)  # type: ignore[arg-type]
+    job.summaries = [
+        {**job.summaries[0], "TrainingJobStatus": "Completed",
+         "FinalHyperParameterTuningJobObjectiveMetric": {"MetricName": "m", "Value": 0.25}},
+    ]  # fmt: skip
+    table(job)  # type: ignore[arg-type]
+    table.close(job)  # type: ignore[arg-type]
+    lines = out.getvalue().splitlines()
+    assert [line.split()[:3] for line in lines[:2]] == [
+        ["t-001-aa", "InProgress", "-"],
+        ["t-001-aa", "Completed", "0.25"],
+    ]
+    assert lines[3].split()[:2] == ["Training", "job"]
+    assert lines[4].split() == ["t-001-aa", "Completed", "0.25", "x=1"]
