@@ -153,15 +153,19 @@ class TuningJob(UniqueNameJob):
             )
             for d in self.spec.definitions
         ]
-        self.warm_started = self._warm_start(parents)
+        try:
+            self.warm_started = self._warm_start(parents)
+            # Each definition's training request is checked now, before any container: a bad one is bad input.
+            for d in self.spec.definitions:
+                check = self._training_request(d, "check", dict.fromkeys((r.name for r in d.ranges), "0"))
+                TrainingJob(check, session=self.session)
+        except BaseException:
+            if self._owns_session:
+                self.session.close()
+            raise
         #: (status, time) of each change of HyperParameterTuningJobStatus.
         self.transitions: list[tuple[str, datetime]] = []
         created = _session.now()
-        # Each definition's training request is checked now, before any container: a bad one is bad input.
-        for d in self.spec.definitions:
-            TrainingJob(
-                self._training_request(d, "check", dict.fromkeys((r.name for r in d.ranges), "0")), session=self.session
-            )
         self._describe = self._initial(created)
         self.transitions.append(("InProgress", created))
 

@@ -479,3 +479,15 @@ def test_the_cli_table_prints_each_change_once_and_a_final_table() -> None:
     ]
     assert lines[3].split()[:2] == ["Training", "job"]
     assert lines[4].split() == ["t-001-aa", "Completed", "0.25", "x=1"]
+
+
+def test_a_training_definition_that_cannot_run_is_refused_before_any_container(tmp_path: Path) -> None:
+    req = request(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    req["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"] = str(blocker)
+    docker = SurfaceDocker()
+    with pytest.raises(InvalidSpec) as info:
+        TuningJob(req, docker=docker, config=CONFIG)
+    assert "\n" not in str(info.value)
+    assert docker.containers == {}
