@@ -77,6 +77,9 @@ def with_defaults(request: Mapping[str, Any]) -> dict[str, Any]:
     """Fill what a local run can default: the name, the role, resources and the stopping condition."""
     req: dict[str, Any] = json.loads(json.dumps(dict(request), default=str))
     req.setdefault("HyperParameterTuningJobName", _tuning_name(req))
+    config = req.get("HyperParameterTuningJobConfig")
+    if isinstance(config, dict) and config.get("TrainingJobEarlyStoppingType") is False:
+        config["TrainingJobEarlyStoppingType"] = "Off"  # YAML 1.1 reads a bare Off as false
     definitions = req.get("TrainingJobDefinitions") or [req.get("TrainingJobDefinition") or {}]
     for d in definitions:
         if not isinstance(d, dict):

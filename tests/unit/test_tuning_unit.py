@@ -491,3 +491,15 @@ def test_a_training_definition_that_cannot_run_is_refused_before_any_container(t
         TuningJob(req, docker=docker, config=CONFIG)
     assert "\n" not in str(info.value)
     assert docker.containers == {}
+
+
+def test_a_bare_yaml_off_is_the_early_stopping_type_off(tmp_path: Path) -> None:
+    import yaml
+
+    req = request(tmp_path)
+    text = yaml.safe_dump(req).replace("Strategy: Random", "Strategy: Random\n  TrainingJobEarlyStoppingType: Off")
+    path = tmp_path / "tuning.yaml"
+    path.write_text(text)
+    spec = parse(path)
+    assert spec.request["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Off"
+    assert not spec.early_stopping
