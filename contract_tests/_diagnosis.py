@@ -229,7 +229,7 @@ def diagnose_serving(
         )
     if cause in ("loopback-only", "other-port"):
         return RootCause("s19", first_line.split("will not pass the /ping health check: ")[-1].split(" (")[0], fix)
-    if cause in ("ping-status", "ping-timeout"):
+    if cause in ("ping-status", "ping-slow"):
         return RootCause("s20", first_line.split("will not pass the /ping health check: ")[-1].split(" (")[0], fix)
     path = _baked_path(text, baked)
     if path is not None:

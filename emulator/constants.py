@@ -58,8 +58,8 @@ STARTUP_TIMEOUT_S = 240.0
 #: The emulator's own choice, not the platform's (docs/contract-choices.md): with ``fail_fast``, an endpoint's
 #: start fails as soon as a sure sign has held this long: something listens, but not on 0.0.0.0:8080 ...
 FAST_FAIL_LISTEN_S = 3.0
-#: ... or GET /ping keeps answering something other than 200 or 503 (503: still loading), or keeps taking longer
-#: than PING_TIMEOUT_S, on a connection the server accepted.
+#: ... or GET /ping keeps answering something other than 200 or 503 (503: still loading), or keeps answering only
+#: after more than PING_TIMEOUT_S (no answer at all proves nothing: workers may still be booting).
 FAST_FAIL_PING_S = 10.0
 
 HOMOGENEOUS_GROUP = "homogeneousCluster"

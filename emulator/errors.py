@@ -69,7 +69,7 @@ class EndpointNotReady(ContainerFailed):
     """Raised when a serving container does not pass the /ping health check in time."""
 
     #: With ``Endpoint(fail_fast=True)``: the sure sign that ended the start early (``loopback-only``,
-    #: ``other-port``, ``ping-status``, ``ping-timeout``; see emulator.serving.readiness), else "".
+    #: ``other-port``, ``ping-status``, ``ping-slow``; see emulator.serving.readiness), else "".
     cause: str = ""
     #: ... and its fix, one sentence.
     fix: str = ""

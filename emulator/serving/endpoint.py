@@ -35,6 +35,7 @@ from emulator.runtime.inspect import listening_sockets
 from emulator.runtime.names import claim, release
 from emulator.runtime.resources import docker_limits
 from emulator.runtime.session import Session
+from emulator.serving import readiness
 from emulator.serving.invocations import (
     DEFAULT_VARIANT,
     Body,
@@ -84,7 +85,7 @@ class Endpoint:
         max_connections: connections kept open to the container (concurrent callers).
         log_sink: called with (endpoint name, line) for every line the container prints.
         fail_fast: fail the start as soon as a sure sign shows it will never pass /ping (the server listens only
-            on 127.0.0.1 or on another port, /ping keeps answering an error or keeps timing out: see
+            on 127.0.0.1 or on another port, /ping keeps answering an error or answers only after 2 s: see
             :mod:`emulator.serving.readiness`) instead of polling until the startup timeout as the platform does.
             ``EndpointNotReady.cause`` then names the sign. The contract suite sets it.
         unique_name: refuse to start while another endpoint of this name lives (in this process, or a running
@@ -364,26 +365,36 @@ class Endpoint:
             if self._closing.is_set():
                 raise EmulatorError(f"endpoint {self.name} was stopped while it was starting")
             status: int | None = None
-            timed_out = False
+            seconds = 0.0
             try:
                 status = self.invoker.ping()
                 if status == 200:
                     return
                 last = f"HTTP {status}"
             except requests.RequestException as exc:
-                timed_out = isinstance(exc, requests.ReadTimeout)
                 last = _short(exc)
+                if watch is not None and isinstance(exc, requests.ReadTimeout):
+                    status, seconds = self._patient_ping()
             now = time.monotonic()
             if watch is not None:
-                self._judge(watch, now, status, timed_out)
+                self._judge(watch, now, status, seconds)
             if now >= deadline:
                 raise self._timeout_error(last)
             # Event.wait rather than sleep: an exit wakes the loop at once.
             self._exited.wait(min(self.config.ping_interval_s, deadline - now))
 
-    def _judge(self, watch: ReadinessWatch, now: float, status: int | None, timed_out: bool) -> None:
+    def _patient_ping(self) -> tuple[int | None, float]:
+        """A ``GET /ping`` that waits longer than the platform's 2 s: (status or None, seconds it took)."""
+        began = time.monotonic()
+        try:
+            status: int | None = self.invoker.ping(timeout_s=readiness.PATIENT_PING_S)
+        except requests.RequestException:
+            status = None
+        return status, time.monotonic() - began
+
+    def _judge(self, watch: ReadinessWatch, now: float, status: int | None, seconds: float) -> None:
         """Fail the start at once on a sure sign (``fail_fast``): see emulator.serving.readiness."""
-        verdict = watch.ping(now, status, timed_out=timed_out)
+        verdict = watch.ping(now, status, seconds=seconds)
         if verdict is None and self._container is not None and watch.wants_sockets(now):
             verdict = watch.listeners(now, listening_sockets(self._container))
         if verdict is None:

@@ -82,16 +82,27 @@ def test_ping_503_and_no_answer_wait_for_the_startup_timeout() -> None:
     w = ReadinessWatch()
     for t in range(0, 100, 5):
         assert w.ping(float(t), 503) is None
-        assert w.ping(float(t), None) is None
+        # No answer within the (patient) ping timeout: booting workers, not a sign.
+        assert w.ping(float(t), None, seconds=8.0) is None
 
 
-@pytest.mark.parametrize(("status", "timed_out", "cause"), [(500, False, "ping-status"), (308, False, "ping-status"),
-                                                              (None, True, "ping-timeout")])  # fmt: skip
-def test_ping_errors_and_timeouts_fail_after_the_ping_bound(status: int | None, timed_out: bool, cause: str) -> None:
+def test_two_slow_answers_in_a_row_fail_but_one_does_not() -> None:
     w = ReadinessWatch()
-    assert w.ping(0.0, status, timed_out=timed_out) is None
-    assert w.ping(FAST_FAIL_PING_S / 2, status, timed_out=timed_out) is None
-    verdict = w.ping(FAST_FAIL_PING_S, status, timed_out=timed_out)
+    assert w.ping(0.0, 200, seconds=6.0) is None  # a worker that was booting answers late once ...
+    assert w.ping(8.0, 200, seconds=0.01) is None  # ... then in time: no sign
+    assert w.ping(16.0, 503, seconds=6.0) is None
+    verdict = w.ping(24.0, 200, seconds=6.5)
+    assert verdict is not None
+    assert verdict.cause == "ping-slow"
+    assert "2 times in a row (up to 6.5 s)" in verdict.problem
+
+
+@pytest.mark.parametrize(("status", "seconds", "cause"), [(500, 0.1, "ping-status"), (308, 0.1, "ping-status")])
+def test_ping_errors_fail_after_the_ping_bound(status: int, seconds: float, cause: str) -> None:
+    w = ReadinessWatch()
+    assert w.ping(0.0, status, seconds=seconds) is None
+    assert w.ping(FAST_FAIL_PING_S / 2, status, seconds=seconds) is None
+    verdict = w.ping(FAST_FAIL_PING_S, status, seconds=seconds)
     assert verdict is not None
     assert verdict.cause == cause
 
@@ -141,6 +152,14 @@ def test_fail_fast_names_an_error_status_of_ping() -> None:
     err = _start({"RECORDER_PING_STATUS": "500"}, fail_fast=True)
     assert err.cause == "ping-status"
     assert "HTTP 500" in str(err)
+
+
+@pytest.mark.usefixtures("quick")
+def test_fail_fast_names_a_slow_ping_but_not_a_silent_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readiness, "PATIENT_PING_S", 3.0)
+    err = _start({"RECORDER_PING_DELAY_S": "2.2"}, fail_fast=True, startup_timeout_s=20)
+    assert err.cause == "ping-slow"
+    assert "after more than 2 s" in str(err)
 
 
 @pytest.mark.usefixtures("quick")
