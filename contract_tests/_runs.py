@@ -502,22 +502,47 @@ class Harness:
             channels=channels,
             baked=self.baked(),
         )
+        if root.check_id != "t01" or run.timed_out_after_s is not None:
+            return root
+        # Experiments, each one more job and only for a failure not explained yet: the same job with the
+        # hyperparameters as JSON numbers (t05), then with a network (t16).
         numbers = _as_numbers(run.request.get("HyperParameters") or {})
-        if root.check_id != "t01" or not numbers or run.timed_out_after_s is not None:
-            return root
+        if numbers and self._retry(run, "numbers", extra_config={HYPERPARAMETERS_FILE: numbers}):
+            return RootCause(
+                "t05",
+                f"training fails with the hyperparameters as strings, as SageMaker passes them "
+                f"({root.problem.split(' (', 1)[-1].rstrip(')')[:200]}), and completes with the same values as "
+                f"JSON numbers",
+                "parse every hyperparameter from its string (int(hp['max_depth'])): SageMaker passes only strings",
+            )
+        if run.request.get("EnableNetworkIsolation") and self._retry(
+            run, "with-network", request={"EnableNetworkIsolation": False}
+        ):
+            return RootCause(
+                "t16",
+                "training fails under EnableNetworkIsolation (no network, no AWS credentials) and completes with a "
+                f"network ({root.problem.split(' (', 1)[-1].rstrip(')')[:200]})",
+                "ship what the job needs in the image or pass it as a channel; do not download, call AWS or look up "
+                "a network address at run time (or do not claim network_isolation)",
+            )
+        return root
+
+    def _retry(
+        self,
+        run: TrainingRun,
+        label: str,
+        *,
+        request: Mapping[str, Any] | None = None,
+        extra_config: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> bool:
+        """Run ``run``'s job once more with a change; whether that one completed."""
+        name = job_name(f"{run.label}-{label}")
         retry = self.train(
-            f"{run.label}-numbers", {**run.request, "TrainingJobName": job_name(f"{run.label}-numbers")},
-            extra_config={HYPERPARAMETERS_FILE: numbers},
-        )  # fmt: skip
-        if retry.status != "Completed":
-            return root
-        return RootCause(
-            "t05",
-            f"training fails with the hyperparameters as strings, as SageMaker passes them "
-            f"({root.problem.split(' (', 1)[-1].rstrip(')')[:200]}), and completes with the same values as "
-            f"JSON numbers",
-            "parse every hyperparameter from its string (int(hp['max_depth'])): SageMaker passes only strings",
+            f"{run.label}-{label}",
+            {**run.request, **(request or {}), "TrainingJobName": name},
+            extra_config=extra_config,
         )
+        return retry.status == "Completed"
 
     def serving_root(self, handle: EndpointHandle) -> RootCause | None:
         """Why ``handle``'s container is not serving (None: it is); kept on the handle."""
