@@ -51,6 +51,8 @@ CHECK_IDS = [
     "test_p38_processing_config_dir",
     "test_s41_unsupported_content_type_is_4xx",
     "test_s42_extra_model_files_tolerated",
+    "test_s43_serving_needs_no_input_dir",
+    "test_s44_serving_loads_what_training_wrote",
     "test_t15_multi_host_training",
     "test_t16_network_isolation",
     "test_t17_metric_definitions_match",
