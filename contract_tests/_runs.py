@@ -593,8 +593,12 @@ class Harness:
         *,
         environment: Mapping[str, str] | None = None,
         network_isolation: bool = False,
+        startup_timeout_s: float | None = None,
     ) -> EndpointHandle:
-        """Start a serving container (``docker run IMAGE serve``) and wait for /ping; never raises on failure."""
+        """Start a serving container (``docker run IMAGE serve``) and wait for /ping; never raises on failure.
+
+        ``startup_timeout_s`` bounds the wait (default: ``--startup-timeout``).
+        """
         from emulator import EmulatorError, Endpoint
 
         env = dict(self.config.serving.environment if environment is None else environment)
@@ -605,7 +609,7 @@ class Harness:
             environment=env,
             network_isolation=network_isolation,
             name=job_name(label),
-            startup_timeout_s=self.options.startup_timeout_s,
+            startup_timeout_s=self.options.startup_timeout_s if startup_timeout_s is None else startup_timeout_s,
             invocation_timeout_s=self.options.invocation_timeout_s,
             session=self.session,
             log_sink=handle.logs,
