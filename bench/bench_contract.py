@@ -15,7 +15,11 @@ bare with the docker CLI and plain HTTP on the suite's own data files (contract_
    one, then ``docker stop`` (SIGTERM) to exit (the SIGTERM check can reuse this container's stop);
 5. a batch-mode serving container (``SAGEMAKER_BATCH=true``) to /ping 200, ``/execution-parameters``, one
    MultiRecord request, ``docker stop``;
-6. a processing run (``processing`` splitting the raw CSV) and 7. a failing one (no input).
+6. a processing run (``processing`` splitting the raw CSV) and 7. a failing one (no input);
+8. a 2-host training run (two containers on a private network, named algo-1 and algo-2: the multi-host check);
+9. a serving container on the model plus the extra files real model.tar.gz files hold, to /ping 200, one
+   request, ``docker stop`` (the extra-model-files check). The batch container of 5 also gets one MultiRecord
+   request of 6 MiB (the MaxPayloadInMB check).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 import requests
 
 from bench._common import (
+    BENCH_LABEL,
     REPO,
     SAMPLE_IMAGE,
     Options,
@@ -187,7 +192,40 @@ def _bare_train(root: Path, channels: dict[str, Path], *, expect_ok: bool, sigte
     return now() - start
 
 
-def _bare_serve(model_dir: Path, *, batch: bool) -> float:
+def _bare_two_hosts(root: Path, train_dir: Path) -> float:
+    """Two `train` containers on a private network, algo-1 and algo-2, each with its own config, until both exit."""
+    hosts = ["algo-1", "algo-2"]
+    network = bench_name("contract-net")
+    names = [bench_name(f"contract-{h}") for h in hosts]
+    start = now()
+    docker("network", "create", "--label", BENCH_LABEL, network)
+    try:
+        for host, name in zip(hosts, names, strict=True):
+            config = root / host / "config"
+            write_training_config(config, ["train"], host)
+            resource = json.loads((config / "resourceconfig.json").read_text())
+            resource["hosts"] = resource["instance_groups"][0]["hosts"] = hosts
+            (config / "resourceconfig.json").write_text(json.dumps(resource))
+            (config / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
+            for d in ("model", "output"):
+                (root / host / d).mkdir(parents=True, exist_ok=True)
+            docker(
+                *bare_run_args(name), "-d", "--network", network, "--network-alias", host, "--hostname", host,
+                "-v", f"{config}:/opt/ml/input/config", "-v", f"{root / host / 'model'}:/opt/ml/model",
+                "-v", f"{root / host / 'output'}:/opt/ml/output", "-v", f"{train_dir}:/opt/ml/input/data/train:ro",
+                SAMPLE_IMAGE, "train",
+            )  # fmt: skip
+        codes = [docker("wait", name, check=False, timeout=600).stdout.strip() for name in names]
+    finally:
+        for name in names:
+            docker("rm", "-f", "-v", name, check=False, timeout=60)
+        docker("network", "rm", network, check=False, timeout=60)
+    if codes != ["0", "0"]:
+        raise RuntimeError(f"bare 2-host training exited {codes}")
+    return now() - start
+
+
+def _bare_serve(model_dir: Path, *, batch: bool, one_request: bool = False) -> float:
     name, port = bench_name("contract-serve"), free_port()
     url = f"http://127.0.0.1:{port}"
     csv = {"Content-Type": "text/csv", "Accept": "text/csv"}
@@ -209,9 +247,13 @@ def _bare_serve(model_dir: Path, *, batch: bool) -> float:
         with requests.Session() as s:
             if batch:
                 s.get(f"{url}/execution-parameters", timeout=60).raise_for_status()
-                s.post(
-                    f"{url}/invocations", data=(DATA / "iris_batch.csv").read_bytes(), headers=csv, timeout=60
-                ).raise_for_status()
+                records = (DATA / "iris_batch.csv").read_bytes()
+                s.post(f"{url}/invocations", data=records, headers=csv, timeout=60).raise_for_status()
+                row = records.splitlines(keepends=True)[0]
+                big = row * (SIX_MIB // len(row))
+                s.post(f"{url}/invocations", data=big, headers=csv, timeout=600).raise_for_status()
+            elif one_request:
+                s.post(f"{url}/invocations", data=b"5.1,3.5,1.4,0.2\n", headers=csv, timeout=60).raise_for_status()
             else:
                 s.post(
                     f"{url}/invocations",
@@ -290,6 +332,16 @@ def run_baseline(work: Path, parts: dict[str, list[float]]) -> float:
         timings["batch serving"] = _bare_serve(model_dir, batch=True)
         timings["processing"] = _bare_process(root / "p", with_input=True)
         timings["failing processing"] = _bare_process(root / "pf", with_input=False)
+        timings["2-host training"] = _bare_two_hosts(root / "h", train_dir)
+        extras = root / "model-with-extras"
+        extras.mkdir()
+        for f in model_dir.iterdir():
+            (extras / f.name).write_bytes(f.read_bytes())
+        (extras / "README.md").write_text("# Model card\n")
+        (extras / "code").mkdir()
+        (extras / "code" / "inference.py").write_text("# no handlers\n")
+        (extras / ".DS_Store").write_bytes(bytes(32))
+        timings["serving, extra model files"] = _bare_serve(extras, batch=False, one_request=True)
         for k, v in timings.items():
             parts.setdefault(k, []).append(v)
         return sum(timings.values())
@@ -315,7 +367,7 @@ def run(opts: Options) -> Result:
         Row(
             "4. contract suite",
             "`pytest --image sample -q` wall time",
-            "sum of 7 unavoidable container runs, bare",
+            "sum of 9 unavoidable container runs, bare",
             bare,
             suite,
             "s",
@@ -331,9 +383,10 @@ def run(opts: Options) -> Result:
         f"**Contract suite.** Baseline parts (medians, bare): {breakdown}. The suite itself started "
         f"{sum(kinds.values())} containers ({started}; last run, from `docker events` on its pid label); their "
         f"lifetimes add up to {lived:.1f} s against a wall time of {samples['suite'][-1]:.1f} s, because the shared "
-        "serving and batch containers stay up while other checks run. The suite's extra containers are extra "
-        "evidence the baseline does not count (a job with odd host names and extra config keys, an exec-form "
-        "ENTRYPOINT job, a second serving container for the SIGTERM check); the rest of the difference is pytest "
-        "start-up, container creation/removal through the API, artifact packing and the checks' own requests."
+        "serving and batch containers stay up while other checks run, and the jobs no earlier check depends on "
+        "run ahead, side by side (contract_tests: Harness.ahead). The suite's extra containers are extra evidence "
+        "the baseline does not count (a job with odd host names and extra config keys, a second serving container "
+        "for the SIGTERM check); the rest of the difference is pytest start-up, container creation/removal "
+        "through the API, artifact packing and the checks' own requests."
     )
     return result
