@@ -60,7 +60,7 @@ STARTUP_TIMEOUT_S = 240.0
 FAST_FAIL_LISTEN_S = 3.0
 #: ... or GET /ping keeps answering something other than 200 or 503 (503: still loading), or keeps answering only
 #: after more than PING_TIMEOUT_S (no answer at all proves nothing: workers may still be booting).
-FAST_FAIL_PING_S = 10.0
+FAST_FAIL_PING_S = 30.0
 
 HOMOGENEOUS_GROUP = "homogeneousCluster"
 NETWORK_INTERFACE = "eth0"
