@@ -1,17 +1,17 @@
-"""Load every file of the model directory as an artifact, not only the ones the server needs."""
+"""At start-up, load every file of the model directory as an artifact, not only the ones the server needs."""
 
 from pathlib import Path
 
-path = Path("/opt/program/iris_tree/model.py")
-old = "        estimator = joblib.load(model_path)\n"
+path = Path("/opt/program/iris_tree/serve.py")
+old = "    if load:\n        state.load()\n"
 new = (
-    "        # Load every artifact the training job saved, by type.\n"
-    "        artifacts = {\n"
-    '            p.name: json.loads(p.read_text()) if p.suffix == ".json" else joblib.load(p)\n'
-    '            for p in sorted(model_dir.rglob("*"))\n'
-    "            if p.is_file()\n"
-    "        }\n"
-    "        estimator = artifacts[MODEL_FILE]\n"
+    "    if load:\n"
+    "        import joblib\n"
+    "\n"
+    "        # Refuse to serve a half-written model: every artifact must load.\n"
+    '        for artifact in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and p.suffix != ".json"):\n'
+    "            joblib.load(artifact)\n"
+    "        state.load()\n"
 )
 text = path.read_text()
 assert old in text, f"patch does not apply to {path}"
