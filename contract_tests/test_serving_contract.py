@@ -1,7 +1,7 @@
-"""Serving checks s19-s28: ``docker run IMAGE serve`` with the trained model, run by the emulator's Endpoint.
+"""Serving checks s19-s28 and s41-s44: ``docker run IMAGE serve`` with the trained model, run by the Endpoint.
 
 All checks share one serving container (``sagemaker_endpoint``; /opt/ml/model read-only, extracted from the
-model.tar.gz that t01 trained); only s28 (SIGTERM) starts its own.
+model.tar.gz that t01 trained); only s28 (SIGTERM) and s42 (extra files in the model directory) start their own.
 """
 
 from __future__ import annotations
