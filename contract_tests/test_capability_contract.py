@@ -23,6 +23,8 @@ from contract_tests._report import check, http_request, judge, skip, violation
 from contract_tests._runs import _KEEP_LINES, EndpointHandle, Harness, ProcessingRun, TrainingRun, require_endpoint
 from contract_tests.config import ContractConfig, MetricDefinition
 from emulator.constants import (
+    BATCH_STRATEGIES,
+    BATCH_STRATEGY_ENV,
     DEFAULT_MAX_PAYLOAD_IN_MB,
     EXECUTION_PARAMETERS_PATH,
     INVOCATIONS_PATH,
@@ -33,6 +35,7 @@ from emulator.constants import (
     MODEL_DIR,
     OUTPUT_DATA_DIR,
     RESOURCE_CONFIG_FILE,
+    SINGLE_RECORD,
 )
 
 #: What a job that needs the network or AWS prints when it has neither (t16 quotes the first such line).
@@ -112,20 +115,26 @@ def metric_problems(definitions: Sequence[MetricDefinition], lines: Sequence[str
     return problems
 
 
-def declared_payload_mb(status: int | None, body: bytes) -> int | None:
-    """MaxPayloadInMB from a ``GET /execution-parameters`` answer (None: absent or not usable).
+def declared_parameters(status: int | None, body: bytes) -> tuple[int | None, str | None]:
+    """(MaxPayloadInMB, BatchStrategy) from a ``GET /execution-parameters`` answer; None for what is not usable.
 
-    >>> [declared_payload_mb(s, b) for s, b in ((200, b'{"MaxPayloadInMB": 20}'), (404, b""), (200, b"x"))]
-    [20, None, None]
+    >>> declared_parameters(200, b'{"MaxPayloadInMB": 20, "BatchStrategy": "SINGLE_RECORD"}')
+    (20, 'SingleRecord')
+    >>> declared_parameters(404, b""), declared_parameters(200, b"x")
+    ((None, None), (None, None))
     """
     if status != 200:
-        return None
+        return None, None
     try:
         doc = json.loads(body)
     except ValueError:
-        return None
-    value = doc.get("MaxPayloadInMB") if isinstance(doc, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    value = doc.get("MaxPayloadInMB")
+    mb = value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    strategy = doc.get("BatchStrategy")
+    return mb, BATCH_STRATEGIES.get(strategy) if isinstance(strategy, str) else None
 
 
 def _log_lines(run: TrainingRun) -> list[str]:
@@ -298,7 +307,11 @@ def test_s30_runs_as_root(contract_harness: Harness) -> None:
 
 # -- b34 ------------------------------------------------------------------------------------------------------------
 def _declared_payload(config: ContractConfig, handle: EndpointHandle) -> tuple[int, str]:
-    """The MaxPayloadInMB a transform job sends (config, else the container's answer, else 6) and where from."""
+    """The MaxPayloadInMB a transform job sends (config, else the container's answer, else 6) and where from.
+
+    Skips b34 when only the container declares the batch and it asks for SingleRecord: then every request carries
+    one record, never a mini-batch of MaxPayloadInMB.
+    """
     if config.batch.max_payload_mb is not None:
         return config.batch.max_payload_mb, "batch.max_payload_mb"
     ep = handle.endpoint
@@ -307,7 +320,13 @@ def _declared_payload(config: ContractConfig, handle: EndpointHandle) -> tuple[i
         status, body = ep.invoker.get(EXECUTION_PARAMETERS_PATH, timeout_s=ep.invocation_timeout_s)
     except Exception:
         status, body = None, b""
-    answered = declared_payload_mb(status, body)
+    answered, strategy = declared_parameters(status, body)
+    if strategy == SINGLE_RECORD:
+        skip(
+            "b34",
+            f"GET {EXECUTION_PARAMETERS_PATH} asks for {BATCH_STRATEGY_ENV[SINGLE_RECORD]}: each request carries one "
+            "record, not a mini-batch; set batch.max_payload_mb if your transform jobs use MultiRecord",
+        )
     if answered is not None:
         return answered, f"GET {EXECUTION_PARAMETERS_PATH}"
     return DEFAULT_MAX_PAYLOAD_IN_MB, "the platform's default"

@@ -21,7 +21,7 @@ import yaml
 from contract_tests.config import ContractConfigError, MetricDefinition, from_mapping, load_config, starter_yaml
 from contract_tests.test_capability_contract import (
     artifact_clashes,
-    declared_payload_mb,
+    declared_parameters,
     is_root_user,
     metric_limit_problems,
     metric_problems,
@@ -33,9 +33,12 @@ from emulator.constants import (
     MAX_METRIC_NAME_CHARS,
     MAX_METRIC_REGEX_CHARS,
     MAX_PAYLOAD_IN_MB,
+    MULTI_RECORD,
+    SINGLE_RECORD,
 )
 
 REPO = Path(__file__).resolve().parents[2]
+SINGLE, MULTI = SINGLE_RECORD, MULTI_RECORD
 #: Each new check and the capability whose absence the gate names first.
 NEW_CHECKS = {
     "t15": "multi_host",
@@ -213,21 +216,25 @@ def test_metric_limit_problems_name_each_limit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "mb"),
+    ("status", "body", "expected"),
     [
-        (200, b'{"MaxConcurrentTransforms": 2, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 20}', 20),
-        (200, b'{"MaxPayloadInMB": 0}', 0),
-        (404, b"", None),
-        (200, b"not json", None),
-        (200, b"[6]", None),
-        (200, b'{"MaxPayloadInMB": "6"}', None),
-        (200, b'{"MaxPayloadInMB": true}', None),
-        (200, b'{"MaxPayloadInMB": -1}', None),
-        (None, b"", None),
+        (200, b'{"MaxConcurrentTransforms": 2, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 20}', (20, MULTI)),
+        (200, b'{"BatchStrategy": "SINGLE_RECORD", "MaxPayloadInMB": 0}', (0, SINGLE)),
+        (200, b'{"BatchStrategy": "SingleRecord"}', (None, SINGLE)),  # the API's spelling is understood too
+        (200, b'{"BatchStrategy": "ONE_BY_ONE", "MaxPayloadInMB": 6}', (6, None)),
+        (404, b"", (None, None)),
+        (200, b"not json", (None, None)),
+        (200, b"[6]", (None, None)),
+        (200, b'{"MaxPayloadInMB": "6"}', (None, None)),
+        (200, b'{"MaxPayloadInMB": true}', (None, None)),
+        (200, b'{"MaxPayloadInMB": -1}', (None, None)),
+        (None, b"", (None, None)),
     ],
 )
-def test_declared_payload_from_execution_parameters(status: int | None, body: bytes, mb: int | None) -> None:
-    assert declared_payload_mb(status, body) == mb
+def test_declared_parameters_from_execution_parameters(
+    status: int | None, body: bytes, expected: tuple[int | None, str | None]
+) -> None:
+    assert declared_parameters(status, body) == expected
 
 
 # -- the gate ------------------------------------------------------------------------------------------------------
