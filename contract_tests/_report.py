@@ -516,6 +516,12 @@ def warn(check_id: str, message: str) -> None:
     warnings.warn(ContractWarning(f"[{check_id}] {message}"), stacklevel=2)
 
 
+def blocked(check_id: str, owner: str, problem: str) -> NoReturn:
+    """Skip ``check_id``: it cannot be judged because check ``owner`` fails (``[b32] blocked by [b31]: ...``)."""
+    __tracebackhide__ = True
+    pytest.skip(f"[{check_id}] blocked by [{owner}]: {problem}")
+
+
 def judge(
     root: RootCause | None,
     check_id: str,

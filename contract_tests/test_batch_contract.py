@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from contract_tests import _http
-from contract_tests._report import check, http_request, skip, violation, warn
+from contract_tests._report import blocked, check, http_request, skip, violation, warn
 from contract_tests._runs import EndpointHandle, require_endpoint
 from contract_tests.config import ContractConfig
 from emulator.constants import (
@@ -132,24 +132,11 @@ def test_b32_execution_parameters_limits(
         skip("b32", f"the image has no GET {_PATH} (allowed), so there are no limits to check")
     log = batch_endpoint.log_text()
     if params.status != 200:
-        violation(
-            "b32",
-            f"cannot be verified: GET {_PATH} did not answer 200 (see b31)",
-            sent=http_request("GET", _PATH),
-            got=params.got(),
-            logs=log,
-            fix="fix b31 first",
-        )
+        blocked("b32", "b31", f"GET {_PATH} did not answer 200 ({params.got()[:200]})")
     doc = _parsed(params, "b32", log)
     mct, payload = doc.get("MaxConcurrentTransforms"), doc.get("MaxPayloadInMB")
     if not isinstance(mct, int) or not isinstance(payload, int) or isinstance(mct | payload, bool):
-        violation(
-            "b32",
-            "cannot be verified: the values are not integers (see b31)",
-            sent=http_request("GET", _PATH),
-            got=params.got(),
-            fix="fix b31 first",
-        )
+        blocked("b32", "b31", f"the values of GET {_PATH} are not integers ({params.got()[:200]})")
     if payload > MAX_PAYLOAD_IN_MB or mct * payload > MAX_CONCURRENT_PAYLOAD_MB:
         violation(
             "b32",
