@@ -13,10 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import boto3
-import botocore.config
 import botocore.exceptions
-import botocore.session
 
 from emulator.config import EmulatorConfig
 from emulator.errors import InputNotFound, InvalidConfig, S3Error
@@ -91,7 +88,7 @@ class S3:
                 "s3",
                 endpoint_url=endpoint,
                 region_name=self._config.region,
-                config=botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+                config=_botocore_config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
                 **creds,
             )
         return self._client
@@ -169,7 +166,7 @@ class S3:
         self._ensure_bucket(bucket)
         try:
             self.client.upload_file(str(path), bucket, key)
-        except (botocore.exceptions.ClientError, boto3.exceptions.S3UploadFailedError) as exc:
+        except (botocore.exceptions.ClientError, _upload_failed()) as exc:
             raise S3Error(f"cannot upload {path} to {uri}: {exc}") from None
 
     def upload_fileobj(self, fileobj: IO[bytes], uri: str) -> None:
@@ -178,7 +175,7 @@ class S3:
         self._ensure_bucket(bucket)
         try:
             self.client.upload_fileobj(fileobj, bucket, key)
-        except (botocore.exceptions.ClientError, boto3.exceptions.S3UploadFailedError) as exc:
+        except (botocore.exceptions.ClientError, _upload_failed()) as exc:
             raise S3Error(f"cannot upload to {uri}: {exc}") from None
 
     def put_bytes(self, uri: str, data: bytes) -> None:
@@ -206,12 +203,28 @@ class S3:
             client.create_bucket(Bucket=bucket)
 
 
+# boto3 is imported on first use (~0.1-0.3 s): a job without S3 never pays it, and the CLI starts faster.
+def _botocore_config(**options: Any) -> Any:
+    import botocore.config
+
+    return botocore.config.Config(**options)
+
+
+def _upload_failed() -> type[Exception]:
+    import boto3.exceptions
+
+    return boto3.exceptions.S3UploadFailedError
+
+
 def _boto_session(*, ignore_profile: bool) -> Any:
     """A boto3 session; with ``ignore_profile`` (dummy credentials for moto) AWS_PROFILE is not even read.
 
     Raises:
         InvalidConfig: AWS_PROFILE (or AWS_DEFAULT_PROFILE) names a profile that does not exist.
     """
+    import boto3.session
+    import botocore.session
+
     if ignore_profile:
         core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
         return boto3.session.Session(botocore_session=core)
