@@ -76,6 +76,8 @@ class Options:
     repeats: int
     work: Path
     verbose: bool = True
+    #: Batch transform input sizes in MB (empty: the default sizes).
+    transform_mb: tuple[int, ...] = ()
 
     def log(self, message: str) -> None:
         if self.verbose:

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,18 +54,24 @@ from bench._common import (
 MIB = 1024 * 1024
 PAYLOAD_LIMIT = 6 * MIB
 MEMORY_GOAL_MB = 200
+#: Inputs up to this size are also sent by the plain loop; larger ones measure the emulator's memory alone.
+LOOP_MAX_MB = 1000
+SINGLE_RECORD_ROWS = 2000
+CPU_GOAL = 1.5
 _CHILD_TIMEOUT_S = 3600
 
 
 # -- the two children -------------------------------------------------------------------------------------
-def child_emulator(input_dir: str, out_dir: str, model_tar: str, workers: int) -> dict[str, Any]:
+def child_emulator(
+    input_dir: str, out_dir: str, model_tar: str, workers: int, strategy: str = "MultiRecord"
+) -> dict[str, Any]:
     from emulator.config import EmulatorConfig
     from emulator.transform import TransformJob
 
     request = {
         "MaxConcurrentTransforms": workers,
         "MaxPayloadInMB": 6,
-        "BatchStrategy": "MultiRecord",
+        "BatchStrategy": strategy,
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_dir}},
             "ContentType": "text/csv",
@@ -99,7 +106,14 @@ def iter_blocks(src: Any) -> Any:
         carry = data[cut:]
 
 
-def child_loop(port: int, input_file: str, out_file: str) -> dict[str, Any]:
+def iter_lines(src: Any) -> Any:
+    """One request body per line (SingleRecord)."""
+    for line in src:
+        if line.strip():
+            yield line if line.endswith(b"\n") else line + b"\n"
+
+
+def child_loop(port: int, input_file: str, out_file: str, strategy: str = "MultiRecord") -> dict[str, Any]:
     import requests
 
     session = requests.Session()
@@ -108,7 +122,7 @@ def child_loop(port: int, input_file: str, out_file: str) -> dict[str, Any]:
     records = requests_sent = 0
     start = now()
     with open(input_file, "rb") as src, open(out_file, "wb") as out:
-        for body in iter_blocks(src):
+        for body in iter_blocks(src) if strategy == "MultiRecord" else iter_lines(src):
             response = session.post(url, data=body, headers=headers, timeout=600)
             response.raise_for_status()
             out.write(response.content if response.content.endswith(b"\n") else response.content + b"\n")
@@ -151,8 +165,7 @@ def split_cost(path: Path) -> tuple[float, float, int]:
 
     c0 = time.process_time()
     with open(path, "rb") as f:
-        records = _records.iter_records(f, "Line", source=path.name)
-        n = sum(b.count for b in _records.iter_batches(records, "MultiRecord", PAYLOAD_LIMIT, "Line"))
+        n = sum(b.count for b in _records.iter_line_batches(f, "MultiRecord", PAYLOAD_LIMIT, source=path.name))
     c1 = time.process_time()
     with open(path, "rb") as f:
         for _ in iter_blocks(f):
@@ -169,7 +182,13 @@ def _count_lines(path: Path) -> int:
 
 
 def run_emulator(
-    input_dir: Path, model_tar: Path, workers: int, rows: int, work: Path, rss: list[tuple[float, float]]
+    input_dir: Path,
+    model_tar: Path,
+    workers: int,
+    rows: int,
+    work: Path,
+    rss: list[tuple[float, float]],
+    strategy: str = "MultiRecord",
 ) -> float:
     out_dir = Path(tempfile.mkdtemp(prefix="transform-emu-", dir=work))
     try:
@@ -183,6 +202,7 @@ def run_emulator(
                 str(out_dir),
                 str(model_tar),
                 str(workers),
+                strategy,
             ],
             timeout_s=_CHILD_TIMEOUT_S,
             cwd=REPO,
@@ -197,7 +217,14 @@ def run_emulator(
         rmtree(out_dir)
 
 
-def run_bare(input_file: Path, model_dir: Path, rows: int, work: Path, rss: list[tuple[float, float]]) -> float:
+def run_bare(
+    input_file: Path,
+    model_dir: Path,
+    rows: int,
+    work: Path,
+    rss: list[tuple[float, float]],
+    strategy: str = "MultiRecord",
+) -> float:
     out_dir = Path(tempfile.mkdtemp(prefix="transform-bare-", dir=work))
     name, port = bench_name("transform"), free_port()
     try:
@@ -229,6 +256,7 @@ def run_bare(input_file: Path, model_dir: Path, rows: int, work: Path, rss: list
                     str(port),
                     str(input_file),
                     str(out_dir / "out.csv"),
+                    strategy,
                 ],
                 timeout_s=_CHILD_TIMEOUT_S,
                 cwd=REPO,
@@ -250,10 +278,10 @@ def run(opts: Options) -> Result:
     model_dir, model_tar = sample_model(opts.work)
     workers = int(_execution_parameters(model_dir).get("MaxConcurrentTransforms") or 1)
     opts.log(f"transform: the sample's /execution-parameters says MaxConcurrentTransforms={workers}")
-    sizes = [100] if opts.quick else [100, 1000]
+    sizes = list(opts.transform_mb) or ([100] if opts.quick else [100, 1000])
     result = Result("transform")
     peaks: dict[int, float] = {}
-    cpu: dict[int, tuple[float, float]] = {}
+    cpu: dict[int, tuple[float, float | None]] = {}
     split: dict[int, tuple[float, float, int]] = {}
     for size_mb in sizes:
         data_dir = opts.work / f"transform-{size_mb}mb"
@@ -265,23 +293,25 @@ def run(opts: Options) -> Result:
         bare_rss: list[tuple[float, float]] = []
         split_emu, split_loop, split_n = split_cost(data_dir / "input.csv")
         split[size_mb] = (split_emu, split_loop, split_n)
+        variants: dict[str, Callable[[], float]] = {
+            "emulator": partial(run_emulator, data_dir, model_tar, workers, rows, opts.work, emu_rss)
+        }
+        if size_mb <= LOOP_MAX_MB:  # beyond, the emulator's memory is the figure: the loop would take too long
+            variants["bare"] = partial(run_bare, data_dir / "input.csv", model_dir, rows, opts.work, bare_rss)
         try:
             samples = interleave(
-                {
-                    "emulator": partial(run_emulator, data_dir, model_tar, workers, rows, opts.work, emu_rss),
-                    "bare": partial(run_bare, data_dir / "input.csv", model_dir, rows, opts.work, bare_rss),
-                },
+                variants,
                 repeats,
                 warmup=1 if size_mb <= 100 else 0,
                 log=opts.log,
             )
         finally:
             rmtree(data_dir)
-        emu, bare = median(samples["emulator"]), median(samples["bare"])
+        emu, bare = median(samples["emulator"]), median(samples["bare"]) if "bare" in samples else None
         emu_rss, bare_rss = emu_rss[-repeats:], bare_rss[-repeats:]  # the warm-up's left out
         peak = max(r for r, _ in emu_rss)
         peaks[size_mb] = peak
-        cpu[size_mb] = (median([c for _, c in emu_rss]), median([c for _, c in bare_rss]))
+        cpu[size_mb] = (median([c for _, c in emu_rss]), median([c for _, c in bare_rss]) if bare_rss else None)
         label = f"{size / 1e6:,.0f} MB ({rows / 1e6:.1f}M rows)"
         result.rows.append(
             Row(
@@ -292,11 +322,11 @@ def run(opts: Options) -> Result:
                 emu,
                 "rows/s",
                 "ratio ≥ 1.00",
-                emu >= bare,
+                None if bare is None else emu >= bare,
                 repeats,
                 f"emulator {spread(samples['emulator'], 1e-3, '{:.0f}')}k; "
-                f"loop {spread(samples['bare'], 1e-3, '{:.0f}')}k "
-                f"rows/s (min/median/max); MaxConcurrentTransforms={workers}",
+                + (f"loop {spread(samples['bare'], 1e-3, '{:.0f}')}k " if bare is not None else "loop not run ")
+                + f"rows/s (min/median/max); MaxConcurrentTransforms={workers}",
             )
         )
         result.rows.append(
@@ -304,7 +334,7 @@ def run(opts: Options) -> Result:
                 f"3. batch transform {size_mb} MB",
                 "peak RSS of the emulator process (ru_maxrss)",
                 "the loop's own process",
-                max(r for r, _ in bare_rss),
+                max((r for r, _ in bare_rss), default=None),
                 peak,
                 "MB",
                 f"< {MEMORY_GOAL_MB} MB, flat with size",
@@ -314,6 +344,23 @@ def run(opts: Options) -> Result:
                 has_ratio=False,
             )
         )
+        emu_cpu, loop_cpu = cpu[size_mb]
+        result.rows.append(
+            Row(
+                f"3. batch transform {size_mb} MB",
+                "CPU seconds of the client process (user + system)",
+                "the loop's own process",
+                loop_cpu,
+                emu_cpu,
+                "s",
+                f"ratio ≤ {CPU_GOAL:.2f}",
+                None if loop_cpu is None else emu_cpu / loop_cpu <= CPU_GOAL,
+                len(emu_rss),
+                f"emulator CPU (s): {', '.join(f'{c:.2f}' for _, c in emu_rss)}; "
+                f"loop: {', '.join(f'{c:.2f}' for _, c in bare_rss) or 'not run'}",
+            )
+        )
+    result.rows.append(_single_record(opts, model_dir, model_tar, workers, result))
     if len(peaks) > 1:
         small, big = peaks[min(peaks)], peaks[max(peaks)]
         result.details.append(
@@ -327,11 +374,15 @@ def run(opts: Options) -> Result:
         "emulator's figure also includes /execution-parameters, output publication and removal. The sample serves "
         f"with {workers} gunicorn sync workers on {os.cpu_count()} cores, so concurrency can at best use both "
         "cores, which the client's own work shares with the server. CPU seconds of the client process (median): "
-        + "; ".join(f"{mb} MB: emulator {e:.1f} s, loop {b:.1f} s" for mb, (e, b) in cpu.items())
+        + "; ".join(
+            f"{mb} MB: emulator {e:.1f} s" + (f", loop {b:.1f} s ({e / b:.2f}x)" if b else "")
+            for mb, (e, b) in cpu.items()
+        )
         + ". Splitting and batching alone (no server, measured on the same file): "
         + "; ".join(
-            f"{mb} MB: emulator {e:.2f} s CPU ({e / n * 1e6:.2f} us per record, `_records._iter_lines` + "
-            f"`_batches`, one Python step per line), loop {b:.2f} s (6 MiB blocks cut at the last newline)"
+            f"{mb} MB: emulator {e:.2f} s CPU ({e / n * 1e9:.0f} ns per record, `records.iter_line_batches`: "
+            f"blocks cut at record ends, no Python step per line), loop {b:.2f} s (6 MiB blocks cut at the last "
+            "newline)"
             for mb, (e, b, n) in split.items()
         )
         + "; on 2 cores that CPU is taken from the server's workers."
@@ -339,12 +390,57 @@ def run(opts: Options) -> Result:
     return result
 
 
+def _single_record(opts: Options, model_dir: Path, model_tar: Path, workers: int, result: Result) -> Row:
+    """SingleRecord: one request per line, the emulator's window of MaxConcurrentTransforms against the loop's one."""
+    rows_wanted = min(1000, SINGLE_RECORD_ROWS) if opts.quick else SINGLE_RECORD_ROWS
+    data_dir = opts.work / "transform-single"
+    rows, _ = write_iris_csv(data_dir / "input.csv", rows_wanted * 16, seed=7)
+    emu_rss: list[tuple[float, float]] = []
+    bare_rss: list[tuple[float, float]] = []
+    try:
+        samples = interleave(
+            {
+                "emulator": partial(
+                    run_emulator, data_dir, model_tar, workers, rows, opts.work, emu_rss, "SingleRecord"
+                ),
+                "bare": partial(run_bare, data_dir / "input.csv", model_dir, rows, opts.work, bare_rss, "SingleRecord"),
+            },
+            opts.repeats,
+            warmup=1,
+            log=opts.log,
+        )
+    finally:
+        rmtree(data_dir)
+    emu, bare = median(samples["emulator"]), median(samples["bare"])
+    emu_cpu = median([c for _, c in emu_rss[-opts.repeats :]])
+    loop_cpu = median([c for _, c in bare_rss[-opts.repeats :]])
+    result.details.append(
+        f"**Batch transform, SingleRecord** ({rows:,} rows, one request per row): the emulator keeps "
+        f"MaxConcurrentTransforms={workers} requests in flight, the loop one. Client CPU (median): emulator "
+        f"{emu_cpu:.2f} s, loop {loop_cpu:.2f} s ({emu_cpu / loop_cpu:.2f}x): each row is a request on both sides, "
+        "so the client's work per row is the HTTP request; the emulator cuts the rows from blocks (no per-line read)."
+    )
+    return Row(
+        "3. batch transform SingleRecord",
+        f"throughput, SingleRecord, {rows:,} rows (one request each)",
+        "sequential `requests` loop, one row per request",
+        bare,
+        emu,
+        "rows/s",
+        "ratio ≥ 1.00",
+        emu >= bare,
+        opts.repeats,
+        f"emulator {spread(samples['emulator'], 1, '{:.0f}')}; loop {spread(samples['bare'], 1, '{:.0f}')} rows/s "
+        f"(min/median/max); MaxConcurrentTransforms={workers}",
+    )
+
+
 if __name__ == "__main__":
     kind, *args = sys.argv[1:]
     if kind == "emulator":
-        report = child_emulator(args[0], args[1], args[2], int(args[3]))
+        report = child_emulator(args[0], args[1], args[2], int(args[3]), args[4])
     elif kind == "loop":
-        report = child_loop(int(args[0]), args[1], args[2])
+        report = child_loop(int(args[0]), args[1], args[2], args[3])
     else:
         raise SystemExit(f"unknown child {kind!r}")
     print(json.dumps(report))

@@ -30,12 +30,14 @@ from bench._common import Options, Result, Row, fmt_value, machine_info, rmtree
 BENCHMARKS = {
     "training": "bench.bench_training",
     "readiness": "bench.bench_readiness",
+    "invoke": "bench.bench_invoke",
     "transform": "bench.bench_transform",
     "contract": "bench.bench_contract",
     "localmode": "bench.bench_localmode",
     "sdk": "bench.bench_sdk",
     "tuning": "bench.bench_tuning",
     "console": "bench.bench_console",
+    "cli": "bench.bench_cli",
 }
 TEMPLATE = Path(__file__).resolve().parent / "template.md"
 
@@ -53,12 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="measured runs per variant (default 5, 2 with --quick)")
     parser.add_argument("--out", type=Path, help="write the results as markdown here (e.g. docs/benchmarks.md)")
     parser.add_argument("--keep", action="store_true", help="keep the bench's temp dir (data, models)")
+    parser.add_argument(
+        "--transform-mb",
+        type=int,
+        action="append",
+        metavar="MB",
+        help="batch transform input size in MB (repeatable; default 100 and 1000, 100 with --quick); sizes over "
+        "1000 run the emulator once, for its memory, without the loop",
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 5)
     if repeats < 1:
         parser.error("--repeats must be at least 1")
     work = Path(tempfile.mkdtemp(prefix="sm-emulator-bench-"))
-    opts = Options(quick=args.quick, repeats=repeats, work=work)
+    opts = Options(quick=args.quick, repeats=repeats, work=work, transform_mb=tuple(args.transform_mb or ()))
     started = dt.datetime.now(dt.UTC)
     t0 = time.monotonic()
     machine = machine_info()
