@@ -219,11 +219,17 @@ def diagnose_serving(
     if found is not None:
         return found
     head = _normalized_head(log, 2)
-    if len(head) == 2 and head == _normalized_head(training_log, 2):
+    channel_data = re.search(rf"{re.escape(INPUT_DATA_DIR)}/[\w.-]+", log)
+    if (len(head) == 2 and head == _normalized_head(training_log, 2)) or channel_data is not None:
+        seen = (
+            f"it looked for channel data, {channel_data.group(0)}"
+            if channel_data
+            else "its output starts like `train`'s"
+        )
         return RootCause(
             "t02",
-            "`docker run IMAGE serve` ran the training program (its output starts like `train`'s): the ENTRYPOINT "
-            "runs `train` whatever argument SageMaker passes",
+            f"`docker run IMAGE serve` ran the training program ({seen}): the ENTRYPOINT runs `train` whatever "
+            "argument SageMaker passes",
             "make the ENTRYPOINT dispatch on its last argument (`train` trains, `serve` serves), or drop it and put "
             "executables named `train` and `serve` on PATH",
         )

@@ -101,6 +101,18 @@ def test_serve_that_runs_the_training_program_is_t02() -> None:
     assert "ran the training program" in root.problem
 
 
+def test_serve_that_looks_for_channel_data_is_t02() -> None:
+    # The sample's train run as `serve` (ENTRYPOINT ["train"]): its first lines differ from a real training's.
+    serve_log = (
+        "note: /opt/ml/input/config/hyperparameters.json does not exist; using the default hyperparameters\n"
+        "hyperparameters: {'max_depth': None, 'criterion': 'gini'}\n"
+        "error: channel 'train' is missing: /opt/ml/input/data/train does not exist; give the job a 'train' channel"
+    )
+    root = diagnose_serving(log=serve_log, exited=True, training_log=TRAIN_LOG)
+    assert root.check_id == "t02"
+    assert "/opt/ml/input/data/train" in root.problem
+
+
 def test_serve_needing_the_input_dir_is_s43() -> None:
     log = "FileNotFoundError: [Errno 2] No such file or directory: '/opt/ml/input/config/hyperparameters.json'"
     root = diagnose_serving(log=log, exited=True, training_log=TRAIN_LOG)
