@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from emulator.constants import SERVING_STOP_GRACE_S, STARTUP_TIMEOUT_S, TRAINING_STOP_GRACE_S
+from emulator.constants import (
+    CHECKPOINT_SYNC_INTERVAL_S,
+    SERVING_STOP_GRACE_S,
+    STARTUP_TIMEOUT_S,
+    TRAINING_STOP_GRACE_S,
+)
 from emulator.errors import InvalidConfig
 
 DEFAULT_REGION = "us-east-1"
@@ -38,12 +43,19 @@ class EmulatorConfig:
     ping_interval_s: float = DEFAULT_PING_INTERVAL_S
     pull_missing_images: bool = False
     stream_logs: bool = True
+    #: How often a running job's checkpoint dir is synced to CheckpointConfig.S3Uri (seconds, more than 0).
+    checkpoint_sync_interval_s: float = CHECKPOINT_SYNC_INTERVAL_S
+    #: Run ml.p*/ml.g* jobs on the CPU when the engine has no GPUs (else they are refused).
+    allow_cpu_for_gpu: bool = False
 
     def __post_init__(self) -> None:
         for name in ("training_stop_grace_s", "serving_stop_grace_s", "startup_timeout_s", "ping_interval_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
                 raise InvalidConfig(f"{name}={value!r}: give a number of seconds, 0 or more")
+        interval = self.checkpoint_sync_interval_s
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or not 0 < interval < float("inf"):
+            raise InvalidConfig(f"checkpoint_sync_interval_s={interval!r}: give a number of seconds, more than 0")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> EmulatorConfig:

@@ -12,6 +12,11 @@ OUTPUT_DATA_DIR = "/opt/ml/output/data"
 FAILURE_FILE = "/opt/ml/output/failure"
 MESSAGE_FILE = "/opt/ml/output/message"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
+#: The emulator's choice (the platform syncs "continuously" at an undocumented pace): while a job runs, its
+#: checkpoint dir is read through Docker's archive API this often and new or changed files are uploaded ...
+CHECKPOINT_SYNC_INTERVAL_S = 5.0
+#: ... and a slow read (large checkpoints) spaces the next one out: at least this many times its own duration.
+CHECKPOINT_SYNC_BACKOFF = 4.0
 #: Where framework containers put the user's code (SageMaker provides it; not an artifact).
 CODE_DIR = "/opt/ml/code"
 PROCESSING_CONFIG_DIR = "/opt/ml/config"

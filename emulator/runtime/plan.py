@@ -36,6 +36,18 @@ class Seed:
 
 
 @dataclass(frozen=True)
+class Sync:
+    """``container_path`` of every host mirrored to ``location`` while the job runs and once more at its end.
+
+    New and changed files are uploaded, files that disappear are deleted there (the platform's checkpoint sync).
+    """
+
+    name: str
+    container_path: str
+    location: str
+
+
+@dataclass(frozen=True)
 class Export:
     """After the containers exit, ``container_path`` of every host merged into one artifact at ``destination``.
 
@@ -74,6 +86,8 @@ class JobPlan:
     inputs: tuple[DataInput, ...] = ()
     seeds: tuple[Seed, ...] = ()
     exports: tuple[Export, ...] = ()
+    #: Dirs kept in step with a location while the job runs (checkpoints); the seeds of the same path are known.
+    syncs: tuple[Sync, ...] = ()
     #: Files read from every host after it exited (the failure file, the exit message).
     reads: tuple[str, ...] = ()
     #: Files read from every host only when the job did not succeed (the failure file: one archive call saved).

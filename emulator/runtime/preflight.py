@@ -33,13 +33,15 @@ def check_plan(plan: JobPlan, *, temporary_s3: bool) -> None:
     for seed in plan.seeds:
         if not is_s3(seed.location) and local_path(seed.location).exists():
             check_readable(seed.location, f"checkpoints {seed.location!r}")
-    for export in plan.exports:
-        what = f"{plan.kind} output {export.name!r}"
-        if is_s3(export.destination):
+    outputs = [(e.name, e.destination, e.form != "tree") for e in plan.exports]
+    outputs += [(s.name, s.location, False) for s in plan.syncs]
+    for name, destination, is_file in outputs:
+        what = f"{plan.kind} output {name!r}"
+        if is_s3(destination):
             if temporary_s3:
-                raise InvalidSpec(temporary_s3_message(what, export.destination))
+                raise InvalidSpec(temporary_s3_message(what, destination))
             continue
-        check_output(export.destination, what, file=export.form != "tree")
+        check_output(destination, what, file=is_file)
 
 
 def temporary_s3_message(what: str, uri: str) -> str:

@@ -25,6 +25,7 @@ from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
 from emulator.runtime.lifecycle import BackgroundJob
 from emulator.runtime.plan import Export, JobPlan
 from emulator.runtime.session import Session
+from emulator.runtime.sync import LiveSync
 from emulator.storage.artifacts import SpooledArchive, extract_files, list_tree, read_file, repack
 from emulator.storage.locations import Storage
 from emulator.storage.s3 import S3
@@ -88,6 +89,8 @@ class PlanRunner:
         #: Bytes of the staged inputs (bound under /opt/ml), counted up to WHOLE_ARCHIVE_MAX_BYTES per input.
         self._input_bytes = 0
         self._spooled: list[SpooledArchive | None] = []
+        #: Container path -> content of the seed files (the live sync knows they are at the location already).
+        self._seeded: dict[str, bytes] = {}
 
     def run(self) -> RunResult:
         """Stage, run, export; the containers and the staging dir are removed on every path.
@@ -120,15 +123,24 @@ class PlanRunner:
                     stop, grace = self._stop
                 if stop:
                     cluster.stop(grace)
+                sync = LiveSync(
+                    plan.syncs,
+                    len(plan.hosts),
+                    Storage(lambda: self.session.s3),
+                    work,
+                    config.checkpoint_sync_interval_s,
+                    self._seeded,
+                )
                 try:
-                    outcome = cluster.run(plan.max_runtime_s)
+                    with sync.running(cluster.archive):
+                        outcome = cluster.run(plan.max_runtime_s)
                 except DockerUnavailable:
                     raise
                 except EmulatorError as exc:
                     raise start_failure(exc, plan.image, list(plan.command)) from None
                 if self._on_exited:
                     self._on_exited()
-                return self._collect(cluster, outcome, work)
+                return self._collect(cluster, outcome, work, sync)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -148,6 +160,7 @@ class PlanRunner:
         for seed in plan.seeds:
             for rel, data in storage.read_tree(seed.location).items():
                 seeded[f"{seed.container_path.rstrip('/')}/{rel}"] = data
+        self._seeded = seeded
         mounts: list[list[Mount]] = [[] for _ in range(n)]
         self._input_bytes = 0
         for i, item in enumerate(plan.inputs):
@@ -194,12 +207,17 @@ class PlanRunner:
             dirs = []
         return dataclasses.replace(spec, mounts=mounts, files=files, dirs=dirs, labels=dict(spec.labels))
 
-    def _collect(self, cluster: Cluster, outcome: Outcome, work: Path) -> RunResult:
+    def _collect(self, cluster: Cluster, outcome: Outcome, work: Path, sync: LiveSync) -> RunResult:
         plan = self.plan
         n = len(plan.hosts)
         result = RunResult(outcome)
         paths = plan.reads if outcome.succeeded else (*plan.reads, *plan.failure_reads)
-        wanted = [*([OPT_ML] if self._record_tree else []), *(e.container_path for e in plan.exports), *paths]
+        wanted = [
+            *([OPT_ML] if self._record_tree else []),
+            *(e.container_path for e in plan.exports),
+            *(s.container_path for s in plan.syncs),
+            *paths,
+        ]
         self._spooled = self._spool_all(cluster, wanted, work)
         try:
             if self._record_tree:
@@ -211,6 +229,8 @@ class PlanRunner:
                 where = self._export(cluster, export, work / f"export-{j}", storage)
                 if where is not None:
                     result.exported[export.name] = where
+            # The last sync pass: what the hosts hold now (also after a failure or a stop) is at the location.
+            result.exported.update(sync.finish(lambda i, path: self._archive(cluster, i, path)))
             result.files = [{path: read_file(self._archive(cluster, i, path)) for path in paths} for i in range(n)]
         finally:
             for spooled in self._spooled:

@@ -143,6 +143,13 @@ class Storage:
             target.mkdir(parents=True, exist_ok=True)
             shutil.copytree(directory, target, dirs_exist_ok=True)
 
+    def delete(self, location: str) -> None:
+        """Delete one file (local) or object (S3); one that is not there is fine."""
+        if is_s3(location):
+            self._s3().delete(location)
+        else:
+            Path(location.removeprefix("file://")).expanduser().unlink(missing_ok=True)
+
     def read_tree(self, location: str) -> dict[str, bytes]:
         """Every file under ``location``: relative path -> content (empty when nothing is there)."""
         files: dict[str, bytes] = {}

@@ -184,6 +184,14 @@ class S3:
         self._ensure_bucket(bucket)
         self.client.put_object(Bucket=bucket, Key=key, Body=data)
 
+    def delete(self, uri: str) -> None:
+        """Delete one object (one that is not there is fine)."""
+        bucket, key = split_s3(uri)
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except botocore.exceptions.ClientError as exc:
+            raise S3Error(f"cannot delete {uri}: {_code(exc)}") from None
+
     def upload_dir(self, directory: Path, uri: str) -> list[str]:
         """Upload every regular file under ``directory`` (symlinks are not followed, as on the platform)."""
         uploaded = []

@@ -20,7 +20,7 @@ from emulator.config import DEFAULT_ROLE_ARN, EmulatorConfig
 from emulator.errors import InvalidSpec
 from emulator.runtime import session as _session
 from emulator.runtime.docker import ContainerSpec, Mount
-from emulator.runtime.plan import DataInput, Export, HostPlan, JobPlan, Seed
+from emulator.runtime.plan import DataInput, Export, HostPlan, JobPlan, Seed, Sync
 from emulator.runtime.resources import docker_limits
 from emulator.spec import load_spec, validate
 from emulator.storage.locations import absolute, join_uri
@@ -104,9 +104,6 @@ def plan(
                "tar.gz" if compress else "tar", always=True),
         Export("output", constants.OUTPUT_DATA_DIR, join_uri(output_base, "output.tar.gz"), "tar.gz"),
     ]  # fmt: skip
-    if cc:
-        # Checkpoints go back to CheckpointConfig.S3Uri when the job ends (the platform syncs continuously).
-        exports.append(Export("checkpoints", checkpoint_dir, cc["S3Uri"], "tree", always=True))
     return JobPlan(
         kind=KIND,
         name=name,
@@ -123,6 +120,8 @@ def plan(
         # Existing checkpoints are copied in at job start, like the platform does.
         seeds=(Seed(cc["S3Uri"], checkpoint_dir),) if cc else (),
         exports=tuple(exports),
+        # Synced to CheckpointConfig.S3Uri while the job runs and when it ends, as the platform does.
+        syncs=(Sync("checkpoints", checkpoint_dir, cc["S3Uri"]),) if cc else (),
         failure_reads=(constants.FAILURE_FILE,),
         # No archive call before the start: the config files are bound read-only, the empty dirs are volumes.
         bound_dirs=(constants.INPUT_CONFIG_DIR,),

@@ -79,7 +79,9 @@ def test_training_plan_uncompressed_output_and_checkpoints() -> None:
     model = next(e for e in plan.exports if e.name == "model")
     assert (model.destination.rsplit("/", 1)[-1], model.form) == ("model.tar", "tar")
     assert [(s.location, s.container_path) for s in plan.seeds] == [("s3://bucket/ckpt", "/opt/ml/checkpoints")]
-    assert any(e.name == "checkpoints" and e.destination == "s3://bucket/ckpt" for e in plan.exports)
+    # Synced while the job runs and at its end, not exported once.
+    assert [(s.container_path, s.location) for s in plan.syncs] == [("/opt/ml/checkpoints", "s3://bucket/ckpt")]
+    assert all(e.name != "checkpoints" for e in plan.exports)
 
 
 def test_training_plan_entrypoint_override_and_isolation() -> None:
