@@ -17,6 +17,8 @@ CHECKPOINT_DIR = "/opt/ml/checkpoints"
 CHECKPOINT_SYNC_INTERVAL_S = 5.0
 #: ... and a slow read (large checkpoints) spaces the next one out: at least this many times its own duration.
 CHECKPOINT_SYNC_BACKOFF = 4.0
+#: Pipe mode (RecordWrapperType RecordIO): MXNet RecordIO's magic number, before each record's length word.
+RECORDIO_MAGIC = 0xCED7230A
 #: Where framework containers put the user's code (SageMaker provides it; not an artifact).
 CODE_DIR = "/opt/ml/code"
 PROCESSING_CONFIG_DIR = "/opt/ml/config"

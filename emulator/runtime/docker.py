@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import socket
 import tarfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -78,6 +79,8 @@ class ContainerSpec:
     #: Files (container path -> bytes) and empty directories written into the container before it starts.
     files: dict[str, bytes] = field(default_factory=dict)
     dirs: list[str] = field(default_factory=list)
+    #: Named pipes (FIFOs, mode 0644, owned by root) written into the container before it starts (Pipe mode).
+    fifos: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class DockerSeam(Protocol):
     def logs_tail(self, container_id: str, lines: int = 50) -> str: ...
     def host_port(self, container_id: str, port: int) -> int: ...
     def exec_output(self, container_id: str, argv: list[str]) -> bytes | None: ...
+    def exec_stdin(self, container_id: str, argv: list[str], chunks: Iterable[bytes]) -> int | None: ...
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]: ...
     def remove(self, container_id: str) -> None: ...
     def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> str: ...
@@ -269,11 +273,11 @@ class DockerClient:
                     f"Docker refused to create a container from {spec.image!r}: {_short(exc)}"
                 ) from None
         container_id: str = created["Id"]
-        if spec.files or spec.dirs:
+        if spec.files or spec.dirs or spec.fifos:
             try:
                 with self._engine("writing the /opt/ml tree into a new container"):
                     try:
-                        self._api.put_archive(container_id, "/", _tar_of(spec.files, spec.dirs))
+                        self._api.put_archive(container_id, "/", _tar_of(spec.files, spec.dirs, spec.fifos))
                     except docker.errors.APIError as exc:
                         if _engine_fault(exc):
                             raise
@@ -412,6 +416,44 @@ class DockerClient:
                 return None  # not running (any more), or no such program in the image
         return out if code == 0 and isinstance(out, bytes) else None
 
+    def exec_stdin(self, container_id: str, argv: list[str], chunks: Iterable[bytes]) -> int | None:
+        """Run ``argv`` as root in the running container with ``chunks`` on its stdin (then end of file); wait for it.
+
+        Returns its exit code; None when it could not run (the container is not running, or stopped meanwhile).
+        The bytes travel through the engine's API (an attached exec), so the engine need not see this machine's
+        files (Pipe mode feeds its FIFOs this way).
+        """
+        try:
+            exec_id = self._api.exec_create(container_id, argv, stdin=True, stdout=False, stderr=False, user="root")[
+                "Id"
+            ]
+            attached = self._api.exec_start(exec_id, socket=True)
+        except _TAIL_ERRORS:
+            return None
+        raw: Any = getattr(attached, "_sock", attached)
+        try:
+            raw.settimeout(None)  # the writer waits, unbounded, for the container to open its end
+            for chunk in chunks:
+                raw.sendall(chunk)
+            raw.shutdown(socket.SHUT_WR)
+            while raw.recv(65536):  # the engine closes the stream when the command has exited
+                pass
+        except OSError:
+            pass  # the command ended before it read everything (or the container stopped): its exit code says
+        finally:
+            with contextlib.suppress(OSError):
+                raw.close()
+        for _ in range(250):  # the stream ends as the command does; its exit code follows within moments
+            try:
+                info = self._api.exec_inspect(exec_id)
+            except _TAIL_ERRORS:
+                return None
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return code if isinstance(code, int) else None
+            time.sleep(0.02)
+        return None
+
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """A tar stream of ``path`` in the container (works on stopped containers, volumes included)."""
         what = f"downloading {path} from a container"
@@ -489,7 +531,7 @@ class DockerClient:
         self._client.close()
 
 
-def _tar_of(files: dict[str, bytes], dirs: list[str]) -> bytes:
+def _tar_of(files: dict[str, bytes], dirs: list[str], fifos: Iterable[str] = ()) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         seen: set[str] = set()
@@ -515,6 +557,13 @@ def _tar_of(files: dict[str, bytes], dirs: list[str]) -> bytes:
             info.mode = 0o644
             info.mtime = int(time.time())
             tf.addfile(info, io.BytesIO(data))
+        for path in fifos:
+            add_dir(path.rsplit("/", 1)[0])
+            info = tarfile.TarInfo(path.strip("/"))
+            info.type = tarfile.FIFOTYPE
+            info.mode = 0o644
+            info.mtime = int(time.time())
+            tf.addfile(info)
     return buf.getvalue()
 
 

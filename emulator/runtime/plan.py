@@ -25,6 +25,14 @@ class DataInput:
     what: str
     data_type: str = "S3Prefix"
     sharded: bool = False
+    #: File (FastFile: the same read-only mount) or Pipe (streamed into FIFOs, see runtime/pipes.py).
+    mode: str = "File"
+    #: CompressionType Gzip: File mode stages the objects decompressed; Pipe mode streams them decompressed.
+    gunzip: bool = False
+    #: RecordWrapperType RecordIO (Pipe mode): each object (or augmented manifest attribute) one RecordIO record.
+    record_io: bool = False
+    #: AugmentedManifestFile's AttributeNames, in order.
+    attributes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from emulator.errors import DockerUnavailable, EmulatorError
 from emulator.runtime.cluster import Cluster, LogSink, Outcome, start_failure
 from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
 from emulator.runtime.lifecycle import BackgroundJob
+from emulator.runtime.pipes import Feeds, feeding, pipe_path, stage_pipe
 from emulator.runtime.plan import Export, JobPlan
 from emulator.runtime.session import Session
 from emulator.runtime.sync import LiveSync
@@ -89,6 +90,8 @@ class PlanRunner:
         #: Bytes of the staged inputs (bound under /opt/ml), counted up to WHOLE_ARCHIVE_MAX_BYTES per input.
         self._input_bytes = 0
         self._spooled: list[SpooledArchive | None] = []
+        #: Per host: its Pipe channels (fed through docker exec once it runs, see runtime/pipes.py).
+        self._feeds: list[Feeds] = []
         #: Container path -> content of the seed files (the live sync knows they are at the location already).
         self._seeded: dict[str, bytes] = {}
 
@@ -132,7 +135,7 @@ class PlanRunner:
                     self._seeded,
                 )
                 try:
-                    with sync.running(cluster.archive):
+                    with sync.running(cluster.archive), feeding(docker, cluster.container_ids, self._feeds):
                         outcome = cluster.run(plan.max_runtime_s)
                 except DockerUnavailable:
                     raise
@@ -163,7 +166,13 @@ class PlanRunner:
         self._seeded = seeded
         mounts: list[list[Mount]] = [[] for _ in range(n)]
         self._input_bytes = 0
+        self._feeds = [[] for _ in range(n)]
         for i, item in enumerate(plan.inputs):
+            if item.mode == "Pipe":
+                epochs = stage_pipe(item, work / f"input-{i}", self.session.s3, n)
+                for h in range(n):
+                    self._feeds[h].append((item.container_path, epochs[h]))
+                continue
             per_host = stage_data(
                 item.uri,
                 item.container_path,
@@ -173,6 +182,7 @@ class PlanRunner:
                 what=item.what,
                 data_type=item.data_type,
                 sharded=item.sharded,
+                gunzip=item.gunzip,
             )
             for h in range(n):
                 mounts[h] += [Mount(target, source, read_only=True) for source, target in per_host[h]]
@@ -184,6 +194,7 @@ class PlanRunner:
         plan, spec = self.plan, self.plan.hosts[h].spec
         mounts = [*spec.mounts, *inputs]
         files = {**spec.files, **seeded}
+        fifos = [*spec.fifos, *(pipe_path(channel_dir, 0) for channel_dir, _ in self._feeds[h])]
         dirs = list(spec.dirs)
         for i, target in enumerate(plan.bound_dirs):
             below = {path: data for path, data in files.items() if path.startswith(target.rstrip("/") + "/")}
@@ -205,7 +216,7 @@ class PlanRunner:
                     mounts.append(Mount(d))
                     made.append(d)
             dirs = []
-        return dataclasses.replace(spec, mounts=mounts, files=files, dirs=dirs, labels=dict(spec.labels))
+        return dataclasses.replace(spec, mounts=mounts, files=files, dirs=dirs, fifos=fifos, labels=dict(spec.labels))
 
     def _collect(self, cluster: Cluster, outcome: Outcome, work: Path, sync: LiveSync) -> RunResult:
         plan = self.plan

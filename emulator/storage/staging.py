@@ -7,11 +7,15 @@ of the sorted key list (round-robin; the platform's exact assignment is unverifi
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
+import struct
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from emulator.constants import RECORDIO_MAGIC
 from emulator.errors import InputNotFound, InvalidSpec
 from emulator.storage.s3 import S3, is_s3, split_s3
 
@@ -26,11 +30,13 @@ def stage_data(
     what: str,
     data_type: str = "S3Prefix",
     sharded: bool = False,
+    gunzip: bool = False,
 ) -> list[list[tuple[str, str]]]:
     """For each host, the read-only (host path, container path) mounts that put ``uri``'s data at ``target``.
 
-    A local directory or file is mounted as it is (a file appears inside ``target``); S3 objects, manifests
-    and shards are placed into per-host dirs under ``work`` first.
+    A local directory or file is mounted as it is (a file appears inside ``target``); S3 objects, manifests,
+    shards and (``gunzip``) gzip-compressed objects are placed into per-host dirs under ``work`` first, the
+    latter decompressed and without their ``.gz`` suffix.
     """
     if data_type == "ManifestFile":
         files = _manifest_files(uri, s3, what)
@@ -43,7 +49,7 @@ def stage_data(
         path = Path(uri.removeprefix("file://")).expanduser().resolve()
         if not path.exists():
             raise InputNotFound(f"{what}: local path {uri!r} does not exist; fix the path or create it")
-        if not sharded or hosts == 1:
+        if (not sharded or hosts == 1) and not gunzip:
             mount = (str(path), target if path.is_dir() else f"{target}/{path.name}")
             return [[mount] for _ in range(hosts)]
         files = (
@@ -57,7 +63,10 @@ def stage_data(
         host_dir = work / f"host-{i}"
         host_dir.mkdir(parents=True, exist_ok=True)
         for source, rel in files[i::hosts] if sharded else files:
-            _place(source, host_dir / rel, s3)
+            if gunzip:
+                _place_gunzipped(source, host_dir / rel.removesuffix(".gz"), s3, what)
+            else:
+                _place(source, host_dir / rel, s3)
         per_host.append([(str(host_dir), target)])
     if not sharded:  # every host sees the same copy
         per_host *= hosts
@@ -77,6 +86,88 @@ def _place(source: str, target: Path, s3: S3) -> None:
         os.link(source, target)  # cheap and read-only mounted anyway
     except OSError:
         shutil.copy2(source, target)
+
+
+def _place_gunzipped(source: str, target: Path, s3: S3, what: str) -> None:
+    packed = target.with_name(target.name + ".gz-download")
+    _place(source, packed, s3)
+    try:
+        with gzip.open(packed) as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+    except (OSError, EOFError):
+        raise InvalidSpec(f"{what}: {source} is not gzip data; fix CompressionType (Gzip) or the object") from None
+    finally:
+        packed.unlink(missing_ok=True)
+
+
+def staged_files(per_host: Sequence[Sequence[tuple[str, str]]]) -> list[list[Path]]:
+    """For each host, the files its staged mounts hold, in the order a Pipe channel streams them (sorted paths)."""
+    out: list[list[Path]] = []
+    for mounts in per_host:
+        files: list[Path] = []
+        for source, _ in mounts:
+            path = Path(source)
+            files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        out.append(files)
+    return out
+
+
+def recordio(record: bytes) -> bytes:
+    """One record in MXNet RecordIO framing: magic, length (flag 0: a whole record), data padded to 4 bytes."""
+    pad = -len(record) % 4
+    return struct.pack("<II", RECORDIO_MAGIC, len(record)) + record + b"\0" * pad
+
+
+def epoch_stream(files: Iterable[Path], *, gunzip: bool, record_io: bool) -> Iterator[bytes]:
+    """The bytes of one Pipe-mode epoch: each file (decompressed with ``gunzip``) as it is, or as one RecordIO
+    record each."""
+    for path in files:
+        if record_io:
+            yield recordio(gzip.decompress(path.read_bytes()) if gunzip else path.read_bytes())
+            continue
+        with gzip.open(path) if gunzip else path.open("rb") as src:
+            while chunk := src.read(1024 * 1024):
+                yield chunk
+
+
+def stage_augmented_manifest(
+    uri: str, work: Path, s3: S3, hosts: int, attributes: Sequence[str], *, what: str, sharded: bool = False
+) -> list[list[Path]]:
+    """An AugmentedManifestFile: JSON lines; per line, each of ``attributes`` is one record, in that order.
+
+    An attribute whose name ends in ``-ref`` names an object (s3:// or a local path): its bytes are the record;
+    any other attribute's record is its JSON value. Each record is written to a file under ``work``; with
+    ``sharded``, host i gets lines i, i+n, ... Returns each host's record files in stream order.
+    """
+    try:
+        raw = s3.read_bytes(uri) if is_s3(uri) else Path(uri.removeprefix("file://")).expanduser().read_bytes()
+    except FileNotFoundError:
+        raise InputNotFound(f"{what}: augmented manifest {uri!r} does not exist; fix the path") from None
+    lines = [line for line in raw.decode().splitlines() if line.strip()]
+    per_host: list[list[Path]] = []
+    for h in range(hosts if sharded else 1):
+        host_dir = work / f"records-{h}"
+        host_dir.mkdir(parents=True, exist_ok=True)
+        records: list[Path] = []
+        for n in range(h, len(lines), hosts) if sharded else range(len(lines)):
+            try:
+                doc = json.loads(lines[n])
+                values = [doc[name] for name in attributes]
+            except ValueError:
+                raise InvalidSpec(f"{what}: augmented manifest line {n + 1} is not JSON; fix the manifest") from None
+            except KeyError as exc:
+                raise InvalidSpec(
+                    f"{what}: augmented manifest line {n + 1} has no attribute {exc}; fix it or AttributeNames"
+                ) from None
+            for name, value in zip(attributes, values, strict=True):
+                target = host_dir / f"{len(records):08d}"
+                if name.endswith("-ref"):
+                    _place(str(value), target, s3)
+                else:
+                    target.write_bytes(json.dumps(value).encode())
+                records.append(target)
+        per_host.append(records)
+    return per_host * hosts if not sharded else per_host
 
 
 def _manifest_files(uri: str, s3: S3, what: str) -> list[tuple[str, str]]:

@@ -116,7 +116,7 @@ def plan(
         ),
         max_runtime_s=float(req["StoppingCondition"]["MaxRuntimeInSeconds"]),
         stop_grace_s=config.training_stop_grace_s,
-        inputs=tuple(_data_input(ch) for ch in req.get("InputDataConfig", [])),
+        inputs=tuple(_data_input(ch, algo["TrainingInputMode"]) for ch in req.get("InputDataConfig", [])),
         # Existing checkpoints are copied in at job start, like the platform does.
         seeds=(Seed(cc["S3Uri"], checkpoint_dir),) if cc else (),
         exports=tuple(exports),
@@ -154,11 +154,6 @@ def check_supported(req: Mapping[str, Any]) -> None:
             f"{constants.MAX_TRAINING_RUNTIME_S} (28 days); give at most that"
         )
     for ch in req.get("InputDataConfig", []):
-        mode = ch.get("InputMode") or algo["TrainingInputMode"]
-        if mode == "Pipe":
-            raise InvalidSpec(
-                f"InputDataConfig[{ch['ChannelName']}].InputMode: Pipe mode is not emulated; use File (or FastFile)"
-            )
         if "DataSource" in ch and "S3DataSource" not in ch["DataSource"]:
             raise InvalidSpec(
                 f"InputDataConfig[{ch['ChannelName']}].DataSource: only S3DataSource (an s3:// URI "
@@ -169,15 +164,34 @@ def check_supported(req: Mapping[str, Any]) -> None:
             raise InvalidSpec(
                 f"InputDataConfig[{ch['ChannelName']}].DataSource.S3DataSource: missing; give the channel a location"
             )
-        if src.get("S3DataType") == "AugmentedManifestFile":
-            raise InvalidSpec(
-                f"InputDataConfig[{ch['ChannelName']}]: AugmentedManifestFile needs Pipe mode, which is not emulated"
-            )
+        check_channel_mode(ch, algo["TrainingInputMode"])
     names = [ch["ChannelName"] for ch in req.get("InputDataConfig", [])]
     if len(set(names)) != len(names):
         raise InvalidSpec("InputDataConfig: channel names must be unique")
     # A bad regex must fail now, not after the whole job has run.
     metric_patterns(algo.get("MetricDefinitions") or [])
+
+
+def check_channel_mode(ch: Mapping[str, Any], job_mode: str) -> None:
+    """Refuse the input-mode combinations the platform does not offer (contract section 1.11)."""
+    where = f"InputDataConfig[{ch['ChannelName']}]"
+    mode = ch.get("InputMode") or job_mode
+    src = ch["DataSource"]["S3DataSource"]
+    data_type = src.get("S3DataType", "S3Prefix")
+    gzip = ch.get("CompressionType", "None") == "Gzip"
+    if mode == "FastFile" and (data_type != "S3Prefix" or gzip):
+        raise InvalidSpec(
+            f"{where}: FastFile reads S3Prefix data as it is (no manifests, no CompressionType Gzip); use File or Pipe"
+        )
+    if data_type == "AugmentedManifestFile":
+        if mode != "Pipe" or ch.get("RecordWrapperType") != "RecordIO":
+            raise InvalidSpec(f"{where}: AugmentedManifestFile needs InputMode Pipe and RecordWrapperType RecordIO")
+        if not src.get("AttributeNames"):
+            raise InvalidSpec(f"{where}.DataSource.S3DataSource.AttributeNames: give the attributes to stream")
+        if gzip:
+            raise InvalidSpec(f"{where}: CompressionType Gzip with AugmentedManifestFile is not emulated; use None")
+    if ch.get("RecordWrapperType") == "RecordIO" and mode != "Pipe":
+        raise InvalidSpec(f"{where}: RecordWrapperType RecordIO is for InputMode Pipe only; use None or Pipe")
 
 
 def metric_patterns(definitions: Sequence[Mapping[str, str]]) -> list[tuple[str, re.Pattern[str]]]:
@@ -211,7 +225,7 @@ def entrypoint_and_command(algo: Mapping[str, Any], default_arg: str) -> tuple[l
     return None, list(args) if args else [default_arg]
 
 
-def _data_input(channel: Mapping[str, Any]) -> DataInput:
+def _data_input(channel: Mapping[str, Any], job_mode: str) -> DataInput:
     name = channel["ChannelName"]
     src = channel["DataSource"]["S3DataSource"]
     return DataInput(
@@ -220,6 +234,10 @@ def _data_input(channel: Mapping[str, Any]) -> DataInput:
         what=f"channel {name!r}",
         data_type=src.get("S3DataType", "S3Prefix"),
         sharded=src.get("S3DataDistributionType", "FullyReplicated") == "ShardedByS3Key",
+        mode=channel.get("InputMode") or job_mode,
+        gunzip=channel.get("CompressionType", "None") == "Gzip",
+        record_io=channel.get("RecordWrapperType") == "RecordIO",
+        attributes=tuple(src.get("AttributeNames") or ()),
     )
 
 

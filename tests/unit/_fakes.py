@@ -15,7 +15,7 @@ import signal
 import socket
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -170,6 +170,9 @@ class FakeDocker:
         c = self.containers[container_id]
         text = c.env.get("RECORDER_PROC_NET_TCP")
         return None if text is None or c.exited.is_set() else text.encode()
+
+    def exec_stdin(self, container_id: str, argv: list[str], chunks: Iterable[bytes]) -> int | None:
+        return None  # no Pipe-mode channels here (tests/unit/test_input_modes.py fakes those)
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         return iter(())

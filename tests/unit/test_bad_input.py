@@ -62,9 +62,20 @@ def _workspace(root: Path) -> None:
         "bad-mode": {"AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "Files"}},
         "algo-string": {"AlgorithmSpecification": IMAGE},
         "hp-not-string": {"AlgorithmSpecification": {"TrainingImage": IMAGE}, "HyperParameters": {"epochs": 3}},
-        "pipe": {
-            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "Pipe"},
-            "InputDataConfig": [_channel("train", "data")],
+        "augmented-file-mode": {
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "InputDataConfig": [
+                {
+                    "ChannelName": "train",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3Uri": "m.jsonl",
+                            "S3DataType": "AugmentedManifestFile",
+                            "AttributeNames": ["source-ref"],
+                        }
+                    },
+                }
+            ],
         },
         "checkpoint-s3": {
             "AlgorithmSpecification": {"TrainingImage": IMAGE},
@@ -189,7 +200,7 @@ CLI_CASES: dict[str, Cli] = {
     "spec-bad-enum": Cli(["train", "--spec", "bad-mode.yaml"], "did you mean 'File'"),
     "spec-block-not-a-mapping": Cli(["train", "--spec", "algo-string.yaml"], "expected a mapping"),
     "spec-hyperparameter-not-string": Cli(["train", "--spec", "hp-not-string.yaml"], "expected a string"),
-    "spec-pipe-mode": Cli(["train", "--spec", "pipe.yaml"], "Pipe mode is not emulated"),
+    "spec-augmented-file-mode": Cli(["train", "--spec", "augmented-file-mode.yaml"], "needs InputMode Pipe"),
     "spec-marketplace": Cli(["train", "--spec", "marketplace.yaml"], "marketplace algorithms"),
     # train: flags
     "channel-twice": Cli([*TRAIN, "--channel", "t=data", "--channel", "t=data"], "more than once"),

@@ -104,7 +104,6 @@ def test_training_plan_options_rename_hosts() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"AlgorithmSpecification": {"TrainingImage": "a", "TrainingInputMode": "Pipe"}}, "Pipe mode"),
         (
             {"AlgorithmSpecification": {"TrainingImage": "a", "MetricDefinitions": [{"Name": "m", "Regex": "("}]}},
             "Regex",

@@ -11,7 +11,7 @@ import json
 import signal
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,9 @@ class FakeDocker:
 
     def exec_output(self, container_id: str, argv: list[str]) -> bytes | None:
         return None
+
+    def exec_stdin(self, container_id: str, argv: list[str], chunks: Iterable[bytes]) -> int | None:
+        return None  # no Pipe-mode channels here (tests/unit/test_input_modes.py fakes those)
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """Like Docker: a tar whose top-level entry is the basename of ``path``; nothing for a missing path."""

@@ -14,7 +14,7 @@ import json
 import signal
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -166,6 +166,9 @@ class FakeDocker:
 
     def exec_output(self, container_id: str, argv: list[str]) -> bytes | None:
         return None
+
+    def exec_stdin(self, container_id: str, argv: list[str], chunks: Iterable[bytes]) -> int | None:
+        return None  # no Pipe-mode channels here (tests/unit/test_input_modes.py fakes those)
 
     def get_archive(self, container_id: str, path: str) -> Iterator[bytes]:
         """Like Docker: a tar whose top-level entry is the basename of ``path``; nothing for a missing path."""
@@ -904,8 +907,12 @@ def test_ctrl_c_stops_cleans_up_and_raises_interrupted(tmp_path: Path, config: E
     ("change", "match"),
     [
         (
-            {"InputDataConfig": [channel("train", "s3://bucket/train", InputMode="Pipe")]},
-            r"InputDataConfig\[train\]\.InputMode: Pipe mode is not emulated",
+            {
+                "InputDataConfig": [
+                    channel("train", "s3://bucket/train", InputMode="File", RecordWrapperType="RecordIO")
+                ]
+            },
+            r"InputDataConfig\[train\]: RecordWrapperType RecordIO is for InputMode Pipe only",
         ),
         ({"ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 0}}, "InstanceCount"),
         ({"TrainingJobName": "bad_name"}, "TrainingJobName"),

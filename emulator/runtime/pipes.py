@@ -1,0 +1,144 @@
+"""Pipe mode: a channel's data streamed into FIFOs, ``<channel>_0``, ``<channel>_1``, ... one per epoch.
+
+The FIFO of epoch 0 is in the container before it starts (``ContainerSpec.fifos``). A :class:`PipeFeeder`
+thread per host and channel waits for the container to run, then feeds each epoch through ``docker exec`` as
+root (``cat`` with the epoch's bytes on its stdin, over the engine's API, so a remote engine works as a local
+one): ``cat`` blocks until the training opens the FIFO, writes the epoch, and exits when it is all written; only
+then is the next epoch's FIFO made (``mkfifo``) and fed, so ``<channel>_<N+1>`` appears when the container has
+read (up to the pipe's buffer) epoch N, and the platform's advice "retry until the next FIFO exists" holds. The
+image needs ``sh``, ``cat`` and ``mkfifo`` (every Debian, Alpine or busybox based image has them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from emulator.runtime.docker import DockerSeam
+from emulator.runtime.plan import DataInput
+from emulator.storage.s3 import S3
+from emulator.storage.staging import epoch_stream, stage_augmented_manifest, stage_data, staged_files
+
+logger = logging.getLogger(__name__)
+
+#: Made the FIFO when it is not there yet, then the epoch's bytes (stdin) into it.
+_FEED = '[ -p "$1" ] || mkfifo -m 644 "$1" || exit 97; exec cat > "$1"'
+#: Exit codes that mean the image cannot be fed: mkfifo failed (97), no sh/cat/mkfifo (126, 127).
+_CANNOT_FEED = frozenset({97, 126, 127})
+#: How often a feeder looks whether its container runs yet (it is created, then started by the cluster).
+_POLL_S = 0.05
+
+
+def pipe_path(channel_dir: str, epoch: int) -> str:
+    """The FIFO of ``epoch``: ``/opt/ml/input/data/train`` -> ``/opt/ml/input/data/train_0``."""
+    return f"{channel_dir}_{epoch}"
+
+
+class PipeFeeder:
+    """Feeds one channel's FIFOs on one host, epoch after epoch, until the container exits or :meth:`close`."""
+
+    def __init__(
+        self,
+        docker: DockerSeam,
+        container_id: str,
+        channel_dir: str,
+        epoch: Callable[[], Iterable[bytes]],
+        *,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self._docker = docker
+        self._id = container_id
+        self._dir = channel_dir
+        self._epoch = epoch
+        self._warn = warn or logger.warning
+        self._closed = threading.Event()
+        #: Epochs fully written (for tests and logs).
+        self.epochs_fed = 0
+        self._thread = threading.Thread(target=self._run, name=f"pipe {channel_dir}", daemon=True)
+
+    def start(self) -> None:
+        """Begin feeding in the background (the container may still be about to start)."""
+        self._thread.start()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop after the current epoch (the container's exit ends it at once); wait up to ``timeout_s``."""
+        self._closed.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _running(self) -> bool:
+        """Wait until the container runs; False if it exited (or never will) first."""
+        while not self._closed.is_set():
+            try:
+                status = self._docker.state(self._id).status
+            except Exception:  # the engine or the container is gone: nothing to feed
+                return False
+            if status == "running":
+                return True
+            if status != "created":
+                return False
+            time.sleep(_POLL_S)
+        return False
+
+    def _run(self) -> None:
+        if not self._running():
+            return
+        epoch = 0
+        while not self._closed.is_set():
+            path = pipe_path(self._dir, epoch)
+            code = self._docker.exec_stdin(self._id, ["sh", "-c", _FEED, "sh", path], self._epoch())
+            if code is None:
+                return  # the container stopped
+            if code in _CANNOT_FEED:
+                if self._docker.state(self._id).status == "running":
+                    self._warn(
+                        f"Pipe mode could not feed {path} (exit code {code}): the image needs sh, cat and mkfifo"
+                    )
+                return
+            if code == 0:
+                self.epochs_fed += 1
+            # else the training closed the FIFO before its end (allowed): the next epoch comes all the same
+            epoch += 1
+
+
+#: One host's Pipe channels: (the channel's dir, what one epoch streams).
+Feeds = list[tuple[str, Callable[[], Iterable[bytes]]]]
+
+
+def stage_pipe(item: DataInput, work: Path, s3: S3, hosts: int) -> list[Callable[[], Iterable[bytes]]]:
+    """For each host, what one epoch of a Pipe channel streams; the data is staged under ``work`` first."""
+    if item.data_type == "AugmentedManifestFile":
+        per_host = stage_augmented_manifest(
+            item.uri, work, s3, hosts, item.attributes, what=item.what, sharded=item.sharded
+        )
+        gunzip = False  # each record is an attribute's value or a whole referenced object, as stored
+    else:
+        mounts = stage_data(
+            item.uri, item.container_path, work, s3, hosts, what=item.what, data_type=item.data_type,
+            sharded=item.sharded,
+        )  # fmt: skip
+        per_host, gunzip = staged_files(mounts), item.gunzip
+    return [functools.partial(epoch_stream, files, gunzip=gunzip, record_io=item.record_io) for files in per_host]
+
+
+@contextlib.contextmanager
+def feeding(docker: DockerSeam, container_ids: list[str], feeds: list[Feeds]) -> Iterator[list[PipeFeeder]]:
+    """A :class:`PipeFeeder` for every host's Pipe channel (hosts in the order of ``container_ids``), running
+    while the block runs (it starts the containers) and closed after it."""
+    feeders = [
+        PipeFeeder(docker, cid, channel_dir, epoch)
+        for cid, host_feeds in zip(container_ids, feeds, strict=True)
+        for channel_dir, epoch in host_feeds
+    ]
+    for feeder in feeders:
+        feeder.start()
+    try:
+        yield feeders
+    finally:
+        for feeder in feeders:
+            feeder.close()
