@@ -17,6 +17,8 @@ CHECKPOINT_DIR = "/opt/ml/checkpoints"
 CHECKPOINT_SYNC_INTERVAL_S = 5.0
 #: ... and a slow read (large checkpoints) spaces the next one out: at least this many times its own duration.
 CHECKPOINT_SYNC_BACKOFF = 4.0
+#: ml.p* and ml.g* hosts see their GPUs as devices 0..n-1 of this variable (NVIDIA's container runtime reads it).
+NVIDIA_VISIBLE_DEVICES = "NVIDIA_VISIBLE_DEVICES"
 #: Pipe mode (RecordWrapperType RecordIO): MXNet RecordIO's magic number, before each record's length word.
 RECORDIO_MAGIC = 0xCED7230A
 #: Where framework containers put the user's code (SageMaker provides it; not an artifact).

@@ -40,6 +40,12 @@ class DockerUnavailable(EmulatorError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class GpuUnavailable(EmulatorError):
+    """Raised when an instance type with GPUs would run on an engine without GPUs (and no CPU run was allowed)."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
 class ImageNotFound(EmulatorError):
     """Raised when the image a job names is not present locally and cannot be pulled."""
 

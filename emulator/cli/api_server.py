@@ -49,6 +49,9 @@ def add_command(sub: SubParsers) -> None:
         metavar="FILE",
         help="the contract suite's JUnit XML (pytest --junitxml=FILE) the console shows, read again at each view",
     )
+    from emulator.cli.options import add_allow_cpu_for_gpu
+
+    add_allow_cpu_for_gpu(p)
     p.set_defaults(handler=run)
 
 

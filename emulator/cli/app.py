@@ -137,7 +137,9 @@ def _main(argv: Sequence[str] | None) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         config = EmulatorConfig.from_env(
-            keep_containers=getattr(args, "keep_containers", None), s3_endpoint_url=getattr(args, "s3_endpoint", None)
+            keep_containers=getattr(args, "keep_containers", None),
+            s3_endpoint_url=getattr(args, "s3_endpoint", None),
+            allow_cpu_for_gpu=getattr(args, "allow_cpu_for_gpu", None),
         )
         code: int = args.handler(args, config)
         return code

@@ -29,7 +29,8 @@ Handler = Callable[[argparse.Namespace, EmulatorConfig], int]
 
 EPILOG = """\
 exit codes: 0 success, 1 job failed or stopped, 2 bad input (spec, flags, paths, image),
-            3 no Docker engine, 130 interrupted (everything started was removed)
+            3 no Docker engine (or no GPUs for an ml.p*/ml.g* type), 130 interrupted (everything started was
+            removed)
 environment: SM_EMULATOR_KEEP_CONTAINERS=1, SM_EMULATOR_WORK_DIR, SM_EMULATOR_S3_ENDPOINT_URL
              (or AWS_ENDPOINT_URL_S3), DOCKER_HOST
 docs: README.md and docs/ in the project
@@ -113,9 +114,21 @@ def add_common(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="S3 endpoint for s3:// locations (default: a moto server started on 127.0.0.1)",
     )
+    add_allow_cpu_for_gpu(g)
     g.add_argument("--json", action="store_true", help="print the Describe* result as JSON on stdout")
     g.add_argument("-q", "--quiet", action="store_true", help="do not stream container logs")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def add_allow_cpu_for_gpu(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--allow-cpu-for-gpu``: ml.p*/ml.g* types run on the CPU when the engine has no GPUs (else refused)."""
+    p.add_argument(
+        "--allow-cpu-for-gpu",
+        action="store_true",
+        default=None,
+        help="run GPU instance types (ml.p*, ml.g*) on the CPU when the Docker engine has no GPUs "
+        "(default: refused; also SM_EMULATOR_ALLOW_CPU_FOR_GPU=1)",
+    )
 
 
 def request_from(

@@ -19,7 +19,7 @@ from emulator.errors import InvalidSpec
 from emulator.runtime import session as _session
 from emulator.runtime.docker import ContainerSpec, Mount
 from emulator.runtime.plan import DataInput, Export, HostPlan, JobPlan
-from emulator.runtime.resources import docker_limits
+from emulator.runtime.resources import docker_limits, gpu_request
 from emulator.spec import load_spec, validate
 
 KIND = "processing"
@@ -147,6 +147,8 @@ def _container(
     env: dict[str, str] = {}
     if not isolated(req):
         env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = config.region
+    gpus, gpu_env = gpu_request(req["ProcessingResources"]["ClusterConfig"]["InstanceType"])
+    env.update(gpu_env)
     env.update(req.get("Environment") or {})
     entry, args = app.get("ContainerEntrypoint"), app.get("ContainerArguments")
     itype = req["ProcessingResources"]["ClusterConfig"]["InstanceType"]
@@ -194,6 +196,7 @@ def _container(
         network="none" if isolated(req) and len(hosts) == 1 else None,
         nano_cpus=nano,
         mem_limit=mem,
+        gpus=gpus,
         files=files,
         dirs=[constants.OUTPUT_DIR, *output_dirs],
     )

@@ -21,6 +21,7 @@ import docker
 import docker.errors
 import requests
 import urllib3.exceptions
+from docker.types import DeviceRequest
 from docker.types import Mount as _DockerMount
 
 from emulator.config import EmulatorConfig
@@ -79,6 +80,8 @@ class ContainerSpec:
     #: Files (container path -> bytes) and empty directories written into the container before it starts.
     files: dict[str, bytes] = field(default_factory=dict)
     dirs: list[str] = field(default_factory=list)
+    #: GPUs asked of the engine (an NVIDIA device request); -1: all of them; 0: none.
+    gpus: int = 0
     #: Named pipes (FIFOs, mode 0644, owned by root) written into the container before it starts (Pipe mode).
     fifos: list[str] = field(default_factory=list)
 
@@ -137,6 +140,7 @@ class DockerSeam(Protocol):
     def create_network(self, name: str, labels: dict[str, str], internal: bool = False) -> str: ...
     def remove_network(self, network_id: str) -> None: ...
     def list_managed(self, label: str = LABEL_MANAGED) -> list[Managed]: ...
+    def has_gpus(self) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -242,6 +246,7 @@ class DockerClient:
             mem_limit=spec.mem_limit,
             shm_size=spec.shm_size,
             extra_hosts=spec.extra_hosts or None,
+            device_requests=device_requests(spec.gpus),
         )
         networking_config = None
         if spec.network and spec.network not in {"none", "bridge", "host"}:
@@ -526,6 +531,12 @@ class DockerClient:
             found.append(Managed("network", n["Id"], n.get("Name", "?"), n.get("Labels") or {}))
         return found
 
+    def has_gpus(self) -> bool:
+        """Whether the engine can give containers NVIDIA GPUs (``docker info``: the nvidia runtime, or GPU devices)."""
+        with self._engine("reading the engine's info"):
+            info: dict[str, Any] = self._api.info()
+        return engine_has_gpus(info)
+
     def close(self) -> None:
         """Close the connection pool to the engine."""
         self._client.close()
@@ -565,6 +576,36 @@ def _tar_of(files: dict[str, bytes], dirs: list[str], fifos: Iterable[str] = ())
             info.mtime = int(time.time())
             tf.addfile(info)
     return buf.getvalue()
+
+
+def device_requests(gpus: int) -> list[DeviceRequest] | None:
+    """The device request of ``docker run --gpus N`` (``all`` for -1); None for no GPUs.
+
+    >>> [(r.driver, r.count, r.capabilities) for r in device_requests(2) or []]
+    [('nvidia', 2, [['gpu']])]
+    >>> device_requests(0) is None
+    True
+    """
+    if not gpus:
+        return None
+    return [DeviceRequest(driver="nvidia", count=gpus, capabilities=[["gpu"]])]
+
+
+def engine_has_gpus(info: Mapping[str, Any]) -> bool:
+    """Whether ``docker info`` shows NVIDIA GPUs: the ``nvidia`` runtime (NVIDIA Container Toolkit) or CDI devices
+    of kind ``nvidia.com/gpu`` (``DiscoveredDevices``, newer engines).
+
+    >>> engine_has_gpus({"Runtimes": {"runc": {}, "nvidia": {"path": "nvidia-container-runtime"}}})
+    True
+    >>> engine_has_gpus({"Runtimes": {"runc": {}}, "DiscoveredDevices": [{"Source": "cdi", "ID": "nvidia.com/gpu=0"}]})
+    True
+    >>> engine_has_gpus({"Runtimes": {"runc": {}, "io.containerd.runc.v2": {}}})
+    False
+    """
+    if "nvidia" in (info.get("Runtimes") or {}):
+        return True
+    devices = info.get("DiscoveredDevices") or []
+    return any(str(d.get("ID", "")).startswith("nvidia.com/gpu") for d in devices if isinstance(d, Mapping))
 
 
 def _engine_fault(exc: docker.errors.APIError) -> bool:

@@ -25,6 +25,7 @@ from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
 from emulator.runtime.lifecycle import BackgroundJob
 from emulator.runtime.pipes import Feeds, feeding, pipe_path, stage_pipe
 from emulator.runtime.plan import Export, JobPlan
+from emulator.runtime.resources import fit_gpus
 from emulator.runtime.session import Session
 from emulator.runtime.sync import LiveSync
 from emulator.storage.artifacts import SpooledArchive, extract_files, list_tree, read_file, repack
@@ -105,6 +106,11 @@ class PlanRunner:
         plan, config = self.plan, self.session.config
         docker = self.session.docker
         docker.image_info(plan.image)  # a missing image is the user's error: fail before anything is created
+        # A GPU instance type on an engine without GPUs: refused here, before anything is made, or run on the CPU.
+        fitted = fit_gpus([h.spec for h in plan.hosts], docker.has_gpus, config.allow_cpu_for_gpu)
+        self.plan = plan = dataclasses.replace(
+            plan, hosts=tuple(dataclasses.replace(h, spec=s) for h, s in zip(plan.hosts, fitted, strict=True))
+        )
         work = make_work_dir(plan.kind, config.work_dir)
         try:
             specs = self._specs(work)
@@ -183,6 +189,7 @@ class PlanRunner:
                 data_type=item.data_type,
                 sharded=item.sharded,
                 gunzip=item.gunzip,
+                dir_read_only=item.mode == "FastFile",
             )
             for h in range(n):
                 mounts[h] += [Mount(target, source, read_only=True) for source, target in per_host[h]]

@@ -21,7 +21,7 @@ from emulator.errors import InvalidSpec
 from emulator.runtime import session as _session
 from emulator.runtime.docker import ContainerSpec, Mount
 from emulator.runtime.plan import DataInput, Export, HostPlan, JobPlan, Seed, Sync
-from emulator.runtime.resources import docker_limits
+from emulator.runtime.resources import docker_limits, gpu_request
 from emulator.spec import load_spec, validate
 from emulator.storage.locations import absolute, join_uri
 
@@ -258,6 +258,8 @@ def _container(
     env = {"TRAINING_JOB_NAME": name, "TRAINING_JOB_ARN": arn}
     if not isolated:
         env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = config.region
+    gpus, gpu_env = gpu_request(req["ResourceConfig"]["InstanceType"])
+    env.update(gpu_env)
     env.update(req.get("Environment") or {})
     entrypoint, command = entrypoint_and_command(algo, "train")
     files = {
@@ -285,6 +287,7 @@ def _container(
         network="none" if no_network else None,
         nano_cpus=nano,
         mem_limit=mem,
+        gpus=gpus,
         extra_hosts={host: "127.0.0.1"} if self_resolve else {},
         files=files,
         # Channel dirs are mount points (read-only): Docker makes them; writing into them would fail.

@@ -200,6 +200,12 @@ class FakeDocker:
             found.append(Managed("container", cid, c.spec.name or cid[:12], labels, state, ports))
         return found
 
+    #: What has_gpus() answers (a GPU instance type on an engine without GPUs is refused or run on the CPU).
+    engine_gpus = False
+
+    def has_gpus(self) -> bool:
+        return self.engine_gpus
+
     def close(self) -> None:
         pass
 

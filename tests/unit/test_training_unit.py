@@ -223,6 +223,12 @@ class FakeDocker:
                 found.append(Managed("network", nid, n["name"], labels))
         return found
 
+    #: What has_gpus() answers (a GPU instance type on an engine without GPUs is refused or run on the CPU).
+    engine_gpus = False
+
+    def has_gpus(self) -> bool:
+        return self.engine_gpus
+
     def close(self) -> None:
         pass
 
