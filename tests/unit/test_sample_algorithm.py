@@ -542,3 +542,29 @@ def test_parse_feature_csv_drops_the_label_of_labelled_rows() -> None:
     assert features.tolist() == [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
     with pytest.raises(InputError, match="expected 4 numeric features, got 5"):
         parse_feature_csv("5.1,3.5,1.4,0.2,9\n")
+
+
+# --------------------------------------------------------------------------- checkpoints (contract t18)
+
+
+def test_train_checkpoints_and_a_restart_resumes_from_the_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_ml_tree(tmp_path / "ml", {"max_depth": "2"})
+    config = {"LocalPath": "/opt/ml/checkpoints", "S3Uri": "s3://bucket/ckpt"}
+    (root / "input" / "config" / "checkpointconfig.json").write_text(json.dumps(config))
+    assert train.main(root=root) == 0
+    first = capsys.readouterr().out
+    assert "resumed from" not in first
+    assert (root / "checkpoints" / MODEL_FILE).is_file()  # /opt/ml/checkpoints, under this test's root
+    # A restart: the same checkpoint dir, now holding the checkpoint; the hyperparameters differ, and the resumed
+    # job keeps the checkpoint's tree (depth 2), which a fresh fit with max_depth 1 could not give.
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps({"max_depth": "1"}))
+    assert train.main(root=root) == 0
+    assert f"resumed from the checkpoint in {root / 'checkpoints'}" in capsys.readouterr().out
+    assert json.loads((root / "model" / METADATA_FILE).read_text())["hyperparameters"]["max_depth"] == 1
+    assert train.load_model(root / "model").estimator.get_depth() == 2
+
+
+def test_train_without_checkpoint_config_writes_no_checkpoint(trained: Path) -> None:
+    assert not (trained / "checkpoints").exists()

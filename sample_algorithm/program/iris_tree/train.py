@@ -11,6 +11,10 @@ It prints ``train_accuracy=0.98;`` / ``validation_accuracy=0.95;`` lines for Met
 writes ``/opt/ml/model/model.joblib`` and ``/opt/ml/model/metadata.json`` (on a multi-host job only the first
 host of ``hosts`` does, so the hosts' artifacts never clash), and on any error writes
 the reason to ``/opt/ml/output/failure`` and exits non-zero (2 for bad hyperparameters, 143 on SIGTERM).
+
+With ``CheckpointConfig`` (``/opt/ml/input/config/checkpointconfig.json``) the fitted tree is also saved as a
+checkpoint in its ``LocalPath``, and a job that finds one there (a restart: SageMaker copies the checkpoints back
+in) takes that tree instead of fitting again and prints ``resumed from the checkpoint in <LocalPath>``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from .common import (
     fail,
     sigterm_raises,
 )
-from .model import LabelledData, csv_files, read_labelled_dir, save_model
+from .model import MODEL_FILE, LabelledData, csv_files, load_model, read_labelled_dir, save_model
 
 CRITERIA = ("gini", "entropy", "log_loss")
 EVALUATION_CHANNELS = ("validation", "test")
@@ -216,6 +220,31 @@ class _Progress:
         self.saved = False
 
 
+def read_checkpoint_dir(root: Path) -> Path | None:
+    """CheckpointConfig.LocalPath from ``checkpointconfig.json`` (a path under /opt/ml is taken under ``root``);
+    None when the job has no CheckpointConfig."""
+    path = root / "input" / "config" / "checkpointconfig.json"
+    if not path.exists():
+        return None
+    raw = _read_json(path, "checkpoint config file")
+    local = raw.get("LocalPath") if isinstance(raw, dict) else None
+    local = str(local or f"{ML_ROOT}/checkpoints")
+    if local == ML_ROOT or local.startswith(ML_ROOT + "/"):
+        return root / local[len(ML_ROOT) :].strip("/")
+    return Path(local)
+
+
+def _resume(checkpoint_dir: Path | None) -> Any:
+    """The tree saved in ``checkpoint_dir`` by an earlier run of the job, or None (also when it cannot be loaded)."""
+    if checkpoint_dir is None or not (checkpoint_dir / MODEL_FILE).is_file():
+        return None
+    try:
+        return load_model(checkpoint_dir).estimator
+    except AlgorithmError as exc:
+        print(f"warning: ignoring the checkpoint in {checkpoint_dir}: {exc}", file=sys.stderr, flush=True)
+        return None
+
+
 def _accuracy(estimator: Any, data: LabelledData) -> float:
     return float(np.mean(estimator.predict(data.features) == data.labels))
 
@@ -236,13 +265,18 @@ def run(root: Path, progress: _Progress | None = None) -> dict[str, float]:
     assert train is not None
     print(f"read {len(train)} training rows", flush=True)
 
-    estimator = DecisionTreeClassifier(
-        max_depth=hyperparameters.max_depth,
-        criterion=hyperparameters.criterion,
-        min_samples_leaf=hyperparameters.min_samples_leaf,
-        random_state=hyperparameters.random_state,
-    )
-    estimator.fit(train.features, train.labels)
+    checkpoint_dir = read_checkpoint_dir(root)
+    estimator = _resume(checkpoint_dir)
+    if estimator is not None:
+        print(f"resumed from the checkpoint in {checkpoint_dir}", flush=True)
+    else:
+        estimator = DecisionTreeClassifier(
+            max_depth=hyperparameters.max_depth,
+            criterion=hyperparameters.criterion,
+            min_samples_leaf=hyperparameters.min_samples_leaf,
+            random_state=hyperparameters.random_state,
+        )
+        estimator.fit(train.features, train.labels)
     metrics: dict[str, float] = {}
     progress.estimator = estimator
     progress.metadata = {
@@ -257,6 +291,9 @@ def run(root: Path, progress: _Progress | None = None) -> dict[str, float]:
         "python_version": platform.python_version(),
         "sklearn_version": sklearn_version,
     }
+    if checkpoint_dir is not None and not progress.saved:  # one host checkpoints: the hosts share one S3Uri
+        save_model(checkpoint_dir, estimator, progress.metadata)
+        print(f"saved a checkpoint to {checkpoint_dir}", flush=True)
 
     metrics["train_accuracy"] = _accuracy(estimator, train)
     print(f"train_accuracy={metrics['train_accuracy']:.4f};", flush=True)
