@@ -31,12 +31,14 @@ def stage_data(
     data_type: str = "S3Prefix",
     sharded: bool = False,
     gunzip: bool = False,
+    dir_read_only: bool = False,
 ) -> list[list[tuple[str, str]]]:
     """For each host, the read-only (host path, container path) mounts that put ``uri``'s data at ``target``.
 
     A local directory or file is mounted as it is (a file appears inside ``target``); S3 objects, manifests,
     shards and (``gunzip``) gzip-compressed objects are placed into per-host dirs under ``work`` first, the
-    latter decompressed and without their ``.gz`` suffix.
+    latter decompressed and without their ``.gz`` suffix. ``dir_read_only`` (FastFile): a single local file is
+    linked into a staged dir too, so that the whole channel dir is the read-only mount.
     """
     if data_type == "ManifestFile":
         files = _manifest_files(uri, s3, what)
@@ -49,7 +51,7 @@ def stage_data(
         path = Path(uri.removeprefix("file://")).expanduser().resolve()
         if not path.exists():
             raise InputNotFound(f"{what}: local path {uri!r} does not exist; fix the path or create it")
-        if (not sharded or hosts == 1) and not gunzip:
+        if (not sharded or hosts == 1) and not gunzip and not (dir_read_only and path.is_file()):
             mount = (str(path), target if path.is_dir() else f"{target}/{path.name}")
             return [[mount] for _ in range(hosts)]
         files = (

@@ -236,3 +236,13 @@ def test_the_epoch_0_fifo_is_a_fifo_entry_in_the_archive_written_before_the_star
         assert member.isfifo()
         assert member.mode == 0o644
         assert tf.getmember("opt/ml/input/data").isdir()
+
+
+def test_fastfile_single_file_channel_is_a_read_only_dir_of_its_own(tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("1,2\n")
+    ((file_mode,),) = stage_data(str(data), "/opt/ml/input/data/t", tmp_path / "w1", NO_S3, 1, what="t")
+    assert file_mode == (str(data), "/opt/ml/input/data/t/train.csv")  # File: the file alone is bound
+    ((fast,),) = stage_data(str(data), "/opt/ml/input/data/t", tmp_path / "w2", NO_S3, 1, what="t", dir_read_only=True)
+    assert fast[1] == "/opt/ml/input/data/t"  # FastFile: the whole channel dir is the (read-only) mount
+    assert (Path(fast[0]) / "train.csv").read_text() == "1,2\n"
