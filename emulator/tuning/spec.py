@@ -290,6 +290,7 @@ def _number(text: str, kind: str, where: str) -> float:
 def training_job_name(tuning_name: str, number: int) -> str:
     """The platform's name of a tuning job's training job: ``<tuning-job-name>-NNN-<8 hex>`` (``number`` from 1).
 
+    >>> import re
     >>> re.fullmatch(r"doc-007-[0-9a-f]{8}", training_job_name("doc", 7)) is not None
     True
     """
