@@ -58,6 +58,8 @@ CHECK_IDS = [
     "test_t17_metric_definitions_match",
     "test_s30_runs_as_root",
     "test_b34_max_payload_within_timeout",
+    "test_t13_fastfile_read_only",
+    "test_t14_pipe_mode_fifos",
 ]
 SUITE_TIMEOUT_S = 900
 
