@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 
 from emulator.constants import (
+    CHECKPOINT_DIR,
     EXECUTION_PARAMETERS_PATH,
     FAILURE_FILE,
     INPUT_CONFIG_DIR,
@@ -429,24 +430,15 @@ _CHECKS = [
         "with the batch), or declare a smaller MaxPayloadInMB in /execution-parameters",
     ),
     Check(
-        "t13",
-        "training works with every channel in FastFile mode (channel dirs mounted read-only)",
-        "MUST",
-        "fastfile",
-        13,
-        "[DG:your-algorithms-training-algo-running-container]",
-        f"only read the channel dirs under {INPUT_DIR}/data: in FastFile mode they are mounted read-only (write "
-        "caches, indexes and unpacked files to /tmp), or do not claim fastfile",
-    ),
-    Check(
-        "t14",
-        "training works with every channel in Pipe mode: <channel>_0 read to EOF, <channel>_1 waited for",
-        "MUST",
-        "pipe_mode",
-        14,
-        "[DG:your-algorithms-training-algo-running-container], [DG:model-access-training-data]",
-        f"read the FIFO {INPUT_DIR}/data/<channel>_0 to EOF; for more epochs open <channel>_1, _2, ... and retry "
-        "while the next one does not exist yet (SageMaker makes it once the previous epoch has been read)",
+        "t18",
+        f"checkpoints written to {CHECKPOINT_DIR} are picked up again when the job restarts",
+        "SHOULD",
+        "checkpointing",
+        18,
+        "[DG:model-checkpoints], [API:CheckpointConfig]",
+        f"write checkpoints to CheckpointConfig.LocalPath ({CHECKPOINT_DIR} unless checkpointconfig.json says "
+        "otherwise) while training, and at start resume from the newest one found there: SageMaker copies them "
+        "back in when a (spot) job restarts",
     ),
 ]
 

@@ -61,10 +61,8 @@ class Capabilities:
     multi_host: bool = False
     #: Training (and processing) work with EnableNetworkIsolation: no network, no AWS credentials (t16).
     network_isolation: bool = False
-    #: Training works with every channel in FastFile mode: the channel dirs mounted read-only (t13).
-    fastfile: bool = False
-    #: Training works with every channel in Pipe mode: <channel>_0 (a FIFO) read to EOF, <channel>_1 waited for (t14).
-    pipe_mode: bool = False
+    #: Training writes checkpoints to /opt/ml/checkpoints and a restart resumes from the seeded ones (t18).
+    checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +99,14 @@ class SigtermTraining:
 
 
 @dataclass(frozen=True)
+class CheckpointTraining:
+    """The checkpoint check (t18): the main job with a CheckpointConfig, then again on the same location."""
+
+    #: A regex that a log line of the restarted job matches when it picked up the seeded checkpoints.
+    resume_log: str | None = None
+
+
+@dataclass(frozen=True)
 class MetricDefinition:
     """One AlgorithmSpecification.MetricDefinitions entry: a Name and a Regex whose group 1 is the value (t17)."""
 
@@ -121,6 +127,7 @@ class Training:
     max_runtime_s: int = 300
     failing: FailingTraining = field(default_factory=FailingTraining)
     sigterm: SigtermTraining = field(default_factory=SigtermTraining)
+    checkpointing: CheckpointTraining = field(default_factory=CheckpointTraining)
     #: The MetricDefinitions users give the image's jobs; t17 checks each against the main job's log.
     metric_definitions: list[MetricDefinition] = field(default_factory=list)
 
@@ -501,9 +508,18 @@ def _check_semantics(config: ContractConfig) -> None:
             _fail(f"{where}.regex", f"not a regular expression ({exc})")
     if caps.multi_host and not caps.training:
         _fail("capabilities.multi_host", "multi-host is a training capability: claim training too, or set it false")
-    for name in ("fastfile", "pipe_mode"):
-        if getattr(caps, name) and not caps.training:
-            _fail(f"capabilities.{name}", "an input mode is a training capability: claim training too, or set it false")
+    if caps.checkpointing:
+        if not caps.training:
+            _fail("capabilities.checkpointing", "a training capability: claim training too, or set it false")
+        if tr.checkpointing.resume_log is None:
+            _fail(
+                "training.checkpointing.resume_log",
+                "give a regex for the line a restarted job prints when it resumes from a checkpoint (t18)",
+            )
+        try:
+            re.compile(tr.checkpointing.resume_log)
+        except re.error as exc:
+            _fail("training.checkpointing.resume_log", f"not a regular expression ({exc})")
     sv = config.serving
     requests = [(f"serving.requests[{i}]", r) for i, r in enumerate(sv.requests)]
     if sv.malformed_request is not None:
@@ -574,8 +590,7 @@ capabilities:
   processing: false        # processing jobs (p35-p38)
   multi_host: false        # true: training works on 2 hosts, no artifact name clashes (t15; t07 uses 2 hosts)
   network_isolation: false # true: training/processing work with no network and no AWS credentials (t16)
-  fastfile: false          # true: training works with its channels in FastFile mode, mounted read-only (t13)
-  pipe_mode: false         # true: training reads Pipe-mode FIFOs <channel>_0, _1, ... (t14)
+  checkpointing: false     # true: checkpoints in /opt/ml/checkpoints, resumed on a restart (t18; see below)
 
 training:
   channels:                # a file F arrives as /opt/ml/input/data/<name>/F; a directory's files in that dir
@@ -595,6 +610,8 @@ training:
     # after_seconds: 5     # ... or this long after the job was submitted
   # metric_definitions:    # t17: each regex matches a line `train` prints; its group 1 is the value
   #   - {name: "train:loss", regex: "loss=([0-9.]+);"}
+  # checkpointing:         # t18, with capabilities.checkpointing: true
+  #   resume_log: "resumed from checkpoint"   # a regex for the line a restart prints when it found checkpoints
 
 serving:
   environment: {}

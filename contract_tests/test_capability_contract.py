@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,7 @@ from contract_tests.config import ContractConfig, MetricDefinition
 from emulator.constants import (
     BATCH_STRATEGIES,
     BATCH_STRATEGY_ENV,
+    CHECKPOINT_DIR,
     DEFAULT_MAX_PAYLOAD_IN_MB,
     EXECUTION_PARAMETERS_PATH,
     INVOCATIONS_PATH,
@@ -376,46 +379,73 @@ def test_b34_max_payload_within_timeout(
         )
 
 
-# -- t13, t14 -------------------------------------------------------------------------------------------------------
-def _in_input_mode(h: Harness, request: pytest.FixtureRequest, check_id: str, mode: str, expected: str) -> None:
-    """The main training job with every channel in ``mode`` must complete as it does in File mode (t01)."""
-    label = mode.lower()
-    req = h.training_request(label)
-    if not req.get("InputDataConfig"):
-        skip(check_id, f"the config's training job has no channels, so {mode} mode changes nothing")
-    req["InputDataConfig"] = [{**ch, "InputMode": mode} for ch in req["InputDataConfig"]]
-    run = h.train(label, req)
-    if run.status == "Completed":
-        return
-    _require_trained(request, h, check_id)  # the File-mode job must complete first, else it owns the cause
-    violation(
-        check_id,
-        f"the training job ended {run.status} with every channel in {mode} mode, while in File mode it completes (t01)",
-        sent=f"{run.sent()}, InputMode {mode} on every channel",
-        expected=expected,
-        got=run.summary(),
-        logs=run.log_text(),
+# -- t18 ------------------------------------------------------------------------------------------------------------
+def _checkpoint_files(location: Path) -> list[str]:
+    """The files at a local CheckpointConfig.S3Uri, relative to it."""
+    return sorted(p.relative_to(location).as_posix() for p in location.rglob("*") if p.is_file())
+
+
+def _matching_line(run: TrainingRun, pattern: re.Pattern[str]) -> str | None:
+    """The first log line of ``run`` that ``pattern`` matches."""
+    return next((line for line in _log_lines(run) if pattern.search(line)), None)
+
+
+@check("t18")
+def test_t18_checkpoints_resumed(contract_harness: Harness, request: pytest.FixtureRequest) -> None:
+    h = contract_harness
+    regex = h.config.training.checkpointing.resume_log or ""  # required when checkpointing is claimed
+    resume = re.compile(regex)
+    # A local S3Uri: the emulator syncs LocalPath there while the job runs and seeds it back into the restart.
+    location = h.workdir / f"checkpoints-{secrets.token_hex(4)}"
+    checkpoints = {"S3Uri": str(location), "LocalPath": CHECKPOINT_DIR}
+    first_request = {**h.training_request("checkpoints"), "CheckpointConfig": checkpoints}
+    first = h.train("checkpoints", first_request)
+    sent = f"{first.sent()}, CheckpointConfig {checkpoints}"
+    if first.status != "Completed":
+        _require_trained(request, h, "t18")  # the job without a CheckpointConfig must complete first
+        violation(
+            "t18",
+            f"with a CheckpointConfig the training job ended {first.status}, while without one it completes (t01)",
+            sent=sent,
+            expected=f"the job completes, writing its checkpoints to {CHECKPOINT_DIR}",
+            got=first.summary(),
+            logs=first.log_text(),
+        )
+    written = _checkpoint_files(location)
+    if not written:
+        violation(
+            "t18",
+            f"the job wrote no checkpoint: no file under {CHECKPOINT_DIR} reached CheckpointConfig.S3Uri",
+            sent=sent,
+            expected=f"checkpoint files under {CHECKPOINT_DIR} (checkpointconfig.json's LocalPath)",
+            got=f"{first.summary()}; the checkpoint location holds nothing",
+            logs=first.log_text(),
+        )
+    early = _matching_line(first, resume)
+    if early is not None:
+        violation(
+            "t18",
+            f"the first job started with an empty {CHECKPOINT_DIR} and still printed a line that resume_log "
+            f"{regex!r} matches: {early.strip()[:200]!r}",
+            sent=sent,
+            expected="the resume line only when checkpoints were found at the start",
+            got=first.summary(),
+            logs=first.log_text(),
+            fix="print the resume line only when a checkpoint was found, or make training.checkpointing.resume_log "
+            "match only that line",
+        )
+    restart = h.train(
+        "checkpoints-restart", {**h.training_request("checkpoints-restart"), "CheckpointConfig": checkpoints}
     )
-
-
-@check("t13")
-def test_t13_fastfile_read_only(contract_harness: Harness, request: pytest.FixtureRequest) -> None:
-    _in_input_mode(
-        contract_harness,
-        request,
-        "t13",
-        "FastFile",
-        "the job completes reading the channel dirs, which are mounted read-only",
-    )
-
-
-@check("t14")
-def test_t14_pipe_mode_fifos(contract_harness: Harness, request: pytest.FixtureRequest) -> None:
-    _in_input_mode(
-        contract_harness,
-        request,
-        "t14",
-        "Pipe",
-        "the job completes reading /opt/ml/input/data/<channel>_0 (a FIFO) to EOF, and waits for <channel>_1 (made "
-        "only once epoch 0 has been read) if it reads a second epoch",
-    )
+    seeded = f"{CHECKPOINT_DIR} seeded with the first job's checkpoints {written[:10]}"
+    if restart.status != "Completed" or _matching_line(restart, resume) is None:
+        what = f"ended {restart.status}" if restart.status != "Completed" else f"printed no line matching {regex!r}"
+        violation(
+            "t18",
+            f"the restarted job ({seeded}) {what}: it did not resume from them",
+            sent=f"{restart.sent()}, CheckpointConfig {checkpoints} (the same as the first job's)",
+            expected=f"the job completes and resumes from the checkpoints in {CHECKPOINT_DIR} (a log line matching "
+            f"resume_log {regex!r})",
+            got=restart.summary(),
+            logs=restart.log_text(),
+        )
