@@ -25,6 +25,7 @@ def add_command(sub: SubParsers) -> None:
   python -m emulator train --image my-algo:latest --channel train=data/train --hp max_depth=3 --output out
   python -m emulator train --spec job.yaml            # a CreateTrainingJob request as YAML or JSON
   python -m emulator train --spec job.yaml --hp epochs=2 --max-runtime 600   # flags override the spec
+  python -m emulator train --image my-algo:latest --channel train=data --input-mode Pipe   # FIFOs train_0, ...
 
 Channels and the output may be local paths or s3:// URIs. Hyperparameters reach the container as
 strings in /opt/ml/input/config/hyperparameters.json, exactly as on SageMaker.
@@ -38,6 +39,11 @@ strings in /opt/ml/input/config/hyperparameters.json, exactly as on SageMaker.
     options.add_kv(p, "--env", "KEY=VALUE", "environment variable")
     options.add_kv(p, "--metric", "NAME=REGEX", "metric definition: first group of REGEX in the logs")
     p.add_argument("--output", metavar="DIR_OR_S3", help="OutputDataConfig.S3OutputPath (default: ./output)")
+    p.add_argument(
+        "--input-mode",
+        choices=("File", "FastFile", "Pipe"),
+        help="AlgorithmSpecification.TrainingInputMode (default File; a --spec channel's InputMode overrides it)",
+    )
     options.add_resource_flags(p, "ResourceConfig")
     options.add_stop_grace(p)
     options.add_common(p)
@@ -55,6 +61,8 @@ def _with_flags(req: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
         algo["TrainingImage"] = args.image
     if args.job_name:
         req["TrainingJobName"] = args.job_name
+    if args.input_mode:
+        algo["TrainingInputMode"] = args.input_mode
     if args.hp:
         req.setdefault("HyperParameters", {}).update(dict(args.hp))
     if args.env:

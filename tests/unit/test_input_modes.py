@@ -246,3 +246,17 @@ def test_fastfile_single_file_channel_is_a_read_only_dir_of_its_own(tmp_path: Pa
     ((fast,),) = stage_data(str(data), "/opt/ml/input/data/t", tmp_path / "w2", NO_S3, 1, what="t", dir_read_only=True)
     assert fast[1] == "/opt/ml/input/data/t"  # FastFile: the whole channel dir is the (read-only) mount
     assert (Path(fast[0]) / "train.csv").read_text() == "1,2\n"
+
+
+def test_cli_input_mode_flag_sets_the_job_mode_and_a_spec_channel_keeps_its_own(tmp_path: Path) -> None:
+    from emulator.cli import app
+    from emulator.cli.train import training_request
+
+    spec = tmp_path / "job.json"
+    spec.write_text(json.dumps(request(channel("own", InputMode="File"))))
+    args = app.build_parser().parse_args(["train", "--spec", str(spec), "--input-mode", "Pipe", "--channel", "t=d"])
+    plan = training_plan.plan(training_request(args), CONFIG)
+    assert plan.request["AlgorithmSpecification"]["TrainingInputMode"] == "Pipe"
+    assert {i.what: i.mode for i in plan.inputs} == {"channel 'own'": "File", "channel 't'": "Pipe"}
+    with pytest.raises(SystemExit):
+        app.build_parser().parse_args(["train", "--image", "x", "--input-mode", "Pipes"])
