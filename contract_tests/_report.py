@@ -430,6 +430,26 @@ _CHECKS = [
         "with the batch), or declare a smaller MaxPayloadInMB in /execution-parameters",
     ),
     Check(
+        "t13",
+        "training works with every channel in FastFile mode (channel dirs mounted read-only)",
+        "MUST",
+        "fastfile",
+        13,
+        "[DG:your-algorithms-training-algo-running-container]",
+        f"only read the channel dirs under {INPUT_DIR}/data: in FastFile mode they are mounted read-only (write "
+        "caches, indexes and unpacked files to /tmp), or do not claim fastfile",
+    ),
+    Check(
+        "t14",
+        "training works with every channel in Pipe mode: <channel>_0 read to EOF, <channel>_1 waited for",
+        "MUST",
+        "pipe_mode",
+        14,
+        "[DG:your-algorithms-training-algo-running-container], [DG:model-access-training-data]",
+        f"read the FIFO {INPUT_DIR}/data/<channel>_0 to EOF; for more epochs open <channel>_1, _2, ... and retry "
+        "while the next one does not exist yet (SageMaker makes it once the previous epoch has been read)",
+    ),
+    Check(
         "t18",
         f"checkpoints written to {CHECKPOINT_DIR} are picked up again when the job restarts",
         "SHOULD",

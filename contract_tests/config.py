@@ -63,6 +63,10 @@ class Capabilities:
     network_isolation: bool = False
     #: Training writes checkpoints to /opt/ml/checkpoints and a restart resumes from the seeded ones (t18).
     checkpointing: bool = False
+    #: Training works with every channel in FastFile mode: the channel dirs mounted read-only (t13).
+    fastfile: bool = False
+    #: Training works with every channel in Pipe mode: <channel>_0 (a FIFO) read to EOF, <channel>_1 waited for (t14).
+    pipe_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -520,6 +524,9 @@ def _check_semantics(config: ContractConfig) -> None:
             re.compile(tr.checkpointing.resume_log)
         except re.error as exc:
             _fail("training.checkpointing.resume_log", f"not a regular expression ({exc})")
+    for name in ("fastfile", "pipe_mode"):
+        if getattr(caps, name) and not caps.training:
+            _fail(f"capabilities.{name}", "an input mode is a training capability: claim training too, or set it false")
     sv = config.serving
     requests = [(f"serving.requests[{i}]", r) for i, r in enumerate(sv.requests)]
     if sv.malformed_request is not None:
@@ -591,6 +598,8 @@ capabilities:
   multi_host: false        # true: training works on 2 hosts, no artifact name clashes (t15; t07 uses 2 hosts)
   network_isolation: false # true: training/processing work with no network and no AWS credentials (t16)
   checkpointing: false     # true: checkpoints in /opt/ml/checkpoints, resumed on a restart (t18; see below)
+  fastfile: false          # true: training works with its channels in FastFile mode, mounted read-only (t13)
+  pipe_mode: false         # true: training reads Pipe-mode FIFOs <channel>_0, _1, ... (t14)
 
 training:
   channels:                # a file F arrives as /opt/ml/input/data/<name>/F; a directory's files in that dir

@@ -379,6 +379,51 @@ def test_b34_max_payload_within_timeout(
         )
 
 
+# -- t13, t14 -------------------------------------------------------------------------------------------------------
+def _in_input_mode(h: Harness, request: pytest.FixtureRequest, check_id: str, mode: str, expected: str) -> None:
+    """The main training job with every channel in ``mode`` must complete as it does in File mode (t01)."""
+    label = mode.lower()
+    req = h.training_request(label)
+    if not req.get("InputDataConfig"):
+        skip(check_id, f"the config's training job has no channels, so {mode} mode changes nothing")
+    req["InputDataConfig"] = [{**ch, "InputMode": mode} for ch in req["InputDataConfig"]]
+    run = h.train(label, req)
+    if run.status == "Completed":
+        return
+    _require_trained(request, h, check_id)  # the File-mode job must complete first, else it owns the cause
+    violation(
+        check_id,
+        f"the training job ended {run.status} with every channel in {mode} mode, while in File mode it completes (t01)",
+        sent=f"{run.sent()}, InputMode {mode} on every channel",
+        expected=expected,
+        got=run.summary(),
+        logs=run.log_text(),
+    )
+
+
+@check("t13")
+def test_t13_fastfile_read_only(contract_harness: Harness, request: pytest.FixtureRequest) -> None:
+    _in_input_mode(
+        contract_harness,
+        request,
+        "t13",
+        "FastFile",
+        "the job completes reading the channel dirs, which are mounted read-only",
+    )
+
+
+@check("t14")
+def test_t14_pipe_mode_fifos(contract_harness: Harness, request: pytest.FixtureRequest) -> None:
+    _in_input_mode(
+        contract_harness,
+        request,
+        "t14",
+        "Pipe",
+        "the job completes reading /opt/ml/input/data/<channel>_0 (a FIFO) to EOF, and waits for <channel>_1 (made "
+        "only once epoch 0 has been read) if it reads a second epoch",
+    )
+
+
 # -- t18 ------------------------------------------------------------------------------------------------------------
 def _checkpoint_files(location: Path) -> list[str]:
     """The files at a local CheckpointConfig.S3Uri, relative to it."""
