@@ -16,9 +16,10 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from emulator.runtime.container import LogSink, default_log_sink
 from emulator.runtime.docker import DockerSeam
 from emulator.runtime.plan import DataInput
 from emulator.storage.s3 import S3
@@ -97,7 +98,8 @@ class PipeFeeder:
             if code in _CANNOT_FEED:
                 if self._docker.state(self._id).status == "running":
                     self._warn(
-                        f"Pipe mode could not feed {path} (exit code {code}): the image needs sh, cat and mkfifo"
+                        f"sagemaker-emulator: Pipe mode could not feed {path} (exit code {code}): the image needs "
+                        "sh, cat and mkfifo for the emulator to make and fill its FIFOs"
                     )
                 return
             if code == 0:
@@ -127,12 +129,21 @@ def stage_pipe(item: DataInput, work: Path, s3: S3, hosts: int) -> list[Callable
 
 
 @contextlib.contextmanager
-def feeding(docker: DockerSeam, container_ids: list[str], feeds: list[Feeds]) -> Iterator[list[PipeFeeder]]:
+def feeding(
+    docker: DockerSeam,
+    container_ids: list[str],
+    feeds: list[Feeds],
+    hosts: Sequence[str] = (),
+    sink: LogSink | None = None,
+) -> Iterator[list[PipeFeeder]]:
     """A :class:`PipeFeeder` for every host's Pipe channel (hosts in the order of ``container_ids``), running
-    while the block runs (it starts the containers) and closed after it."""
+    while the block runs (it starts the containers) and closed after it. What keeps a FIFO from being fed is said
+    in the job's log (``sink``), under the host's name (``hosts``)."""
+    say = sink or default_log_sink
+    names = list(hosts) or [f"host-{i}" for i in range(len(container_ids))]
     feeders = [
-        PipeFeeder(docker, cid, channel_dir, epoch)
-        for cid, host_feeds in zip(container_ids, feeds, strict=True)
+        PipeFeeder(docker, cid, channel_dir, epoch, warn=functools.partial(say, name))
+        for cid, name, host_feeds in zip(container_ids, names, feeds, strict=True)
         for channel_dir, epoch in host_feeds
     ]
     for feeder in feeders:

@@ -141,7 +141,8 @@ class PlanRunner:
                     self._seeded,
                 )
                 try:
-                    with sync.running(cluster.archive), feeding(docker, cluster.container_ids, self._feeds):
+                    pipes = feeding(docker, cluster.container_ids, self._feeds, plan.host_names, self._sink)
+                    with sync.running(cluster.archive), pipes:
                         outcome = cluster.run(plan.max_runtime_s)
                 except DockerUnavailable:
                     raise

@@ -260,3 +260,14 @@ def test_cli_input_mode_flag_sets_the_job_mode_and_a_spec_channel_keeps_its_own(
     assert {i.what: i.mode for i in plan.inputs} == {"channel 'own'": "File", "channel 't'": "Pipe"}
     with pytest.raises(SystemExit):
         app.build_parser().parse_args(["train", "--image", "x", "--input-mode", "Pipes"])
+
+
+def test_what_keeps_a_fifo_unfed_is_said_in_the_job_log_under_the_host() -> None:
+    lines: list[tuple[str, str]] = []
+    docker: Any = PipeDocker(epochs_before_exit=5, codes={0: 127})  # no sh/cat in the image
+    feeds: list[Feeds] = [[("/opt/ml/input/data/t", lambda: iter([b"x"]))]]
+    with feeding(docker, ["c1"], feeds, ["algo-1"], lambda host, line: lines.append((host, line))) as feeders:
+        feeders[0]._thread.join(10)
+    assert len(lines) == 1
+    assert lines[0][0] == "algo-1"
+    assert "could not feed /opt/ml/input/data/t_0 (exit code 127)" in lines[0][1]
