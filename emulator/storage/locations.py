@@ -155,6 +155,8 @@ class Storage:
         files: dict[str, bytes] = {}
         if is_s3(location):
             s3 = self._s3()
+            # A directory's files: under "prefix/", never a neighbour's ("s3://b/ckpt" is not "s3://b/ckpt-2/").
+            location = location.rstrip("/") + "/"
             bucket, prefix = split_s3(location)
             for key, _ in s3.list_keys(location):
                 rel = key[len(prefix) :].lstrip("/")

@@ -96,7 +96,12 @@ def test_checkpoints_reach_the_location_while_the_job_runs_and_a_restart_resumes
     second = TrainingJob(_request(checkpointer_image, tmp_path / "out", {"S3Uri": str(store)}, env), config=config)
     result = second.run()
     assert result["TrainingJobStatus"] == "Completed"
-    assert _resume(result) == {"local_path": "/opt/ml/checkpoints", "found": [newest.name], "resumed_from": step}
+    assert _resume(result) == {
+        "local_path": "/opt/ml/checkpoints",
+        "found": [newest.name],
+        "files": [newest.name],
+        "resumed_from": step,
+    }
     assert {p.name: p.read_text() for p in store.iterdir()} == {f"step-{step + 2}.ckpt": str(step + 2)}
 
 
@@ -107,12 +112,19 @@ def test_checkpoints_through_s3_from_a_local_path_outside_opt_ml_after_a_failure
     with S3(config) as s3:
         s3.put_bytes("s3://ckpt-bucket/run-1/step-3.ckpt", b"3")
         s3.put_bytes("s3://ckpt-bucket/other/step-9.ckpt", b"9")  # another prefix: neither seeded nor touched
+        s3.put_bytes("s3://ckpt-bucket/run-10/step-7.ckpt", b"7")  # a neighbour of the prefix "run-1": the same
         checkpoints = {"S3Uri": "s3://ckpt-bucket/run-1", "LocalPath": "/opt/checkpoints"}
         env = {"CKPT_UNTIL": "5", "CKPT_EXIT_CODE": "1"}  # fails after its last step
         request = _request(checkpointer_image, tmp_path / "out", checkpoints, env)
         result = TrainingJob(request, config=config, s3=s3).run()
         assert result["TrainingJobStatus"] == "Failed"
-        assert _resume(result) == {"local_path": "/opt/checkpoints", "found": ["step-3.ckpt"], "resumed_from": 3}
+        assert _resume(result) == {
+            "local_path": "/opt/checkpoints",
+            "found": ["step-3.ckpt"],
+            "files": ["step-3.ckpt"],  # nothing of the neighbour run-10/
+            "resumed_from": 3,
+        }
         assert s3.list_keys("s3://ckpt-bucket/run-1/") == [("run-1/step-5.ckpt", 1)]
         assert s3.read_bytes("s3://ckpt-bucket/run-1/step-5.ckpt") == b"5"
         assert s3.list_keys("s3://ckpt-bucket/other/") == [("other/step-9.ckpt", 1)]
+        assert s3.list_keys("s3://ckpt-bucket/run-10/") == [("run-10/step-7.ckpt", 1)]

@@ -2,11 +2,11 @@
 """Train in steps, checkpointing after each one, and resume from the newest checkpoint on a restart.
 
 At the start it reads /opt/ml/input/config/checkpointconfig.json (LocalPath), finds the newest ``step-N.ckpt``
-there (its content is N) and goes on from N + 1; it records what it found in /opt/ml/model/resume.json and
-prints ``resumed from step N`` (or ``fresh start``). Each step (CKPT_STEP_S seconds, default 0.2) writes
-``step-N.ckpt`` and then deletes the previous one, so that the dir holds only the newest. It stops after step
-CKPT_UNTIL (default: never, until SIGTERM, on which it exits 0 after the step it is in); CKPT_EXIT_CODE is its exit
-code after the last step.
+there (its content is N) and goes on from N + 1; it records what it found in /opt/ml/model/resume.json (``files``:
+every file there) and prints ``resumed from step N`` (or ``fresh start``). Each step (CKPT_STEP_S seconds, default
+0.2) writes ``step-N.ckpt`` and then deletes the previous one, so that the dir holds only the newest. It stops after
+step CKPT_UNTIL (default: never, until SIGTERM, on which it exits 0 after the step it is in); CKPT_EXIT_CODE is its
+exit code after the last step.
 """
 
 import json
@@ -36,7 +36,8 @@ def main():
     start = max(found.values(), default=0)
     print(f"resumed from step {start}" if found else "fresh start", flush=True)
     with open("/opt/ml/model/resume.json", "w") as f:
-        json.dump({"local_path": local, "found": sorted(found), "resumed_from": start}, f)
+        every = sorted(os.path.relpath(os.path.join(d, n), local) for d, _, names in os.walk(local) for n in names)
+        json.dump({"local_path": local, "found": sorted(found), "files": every, "resumed_from": start}, f)
     until = int(os.environ.get("CKPT_UNTIL", "0")) or None
     step = start
     while not stopping and (until is None or step < until):
