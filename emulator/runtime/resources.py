@@ -152,26 +152,35 @@ def gpu_request(instance_type: str) -> tuple[int, dict[str, str]]:
     return gpus, {NVIDIA_VISIBLE_DEVICES: devices}
 
 
-def fit_gpus(specs: list[ContainerSpec], engine_has_gpus: Callable[[], bool], allow_cpu: bool) -> list[ContainerSpec]:
-    """The specs as the engine can run them: unchanged when no host asks for GPUs or the engine has them; on an
-    engine without GPUs, with ``allow_cpu`` the same containers without GPUs (nor NVIDIA_VISIBLE_DEVICES).
+def usable_gpus(gpus: int, engine_has_gpus: Callable[[], bool], allow_cpu: bool) -> int:
+    """The GPUs a host asking for ``gpus`` gets: all of them when the engine has GPUs (asked only when ``gpus`` is
+    not 0), none on an engine without GPUs when ``allow_cpu`` (the CPU run).
 
-    ``engine_has_gpus`` is asked only when a host wants GPUs.
+    Raises:
+        GpuUnavailable: the engine has no GPUs and ``allow_cpu`` is not set.
+    """
+    if not gpus or engine_has_gpus():
+        return gpus
+    if not allow_cpu:
+        raise GpuUnavailable(
+            f"the instance type asks for {'all the' if gpus == ALL_GPUS else gpus} GPU(s), but the Docker engine "
+            "has no GPUs (no 'nvidia' runtime, no NVIDIA devices); install the NVIDIA Container Toolkit, or run on "
+            "the CPU with --allow-cpu-for-gpu (SM_EMULATOR_ALLOW_CPU_FOR_GPU=1, EmulatorConfig(allow_cpu_for_gpu=True))"
+        )
+    logger.warning("the Docker engine has no GPUs: running the GPU instance type on the CPU (allow_cpu_for_gpu)")
+    return 0
+
+
+def fit_gpus(specs: list[ContainerSpec], engine_has_gpus: Callable[[], bool], allow_cpu: bool) -> list[ContainerSpec]:
+    """The specs as the engine can run them (:func:`usable_gpus` for the hosts that ask for GPUs): unchanged, or the
+    same containers without GPUs nor NVIDIA_VISIBLE_DEVICES (the CPU run).
 
     Raises:
         GpuUnavailable: a host asks for GPUs, the engine has none and ``allow_cpu`` is not set.
     """
-    wanting = [s for s in specs if s.gpus]
-    if not wanting or engine_has_gpus():
+    wanting = [s.gpus for s in specs if s.gpus]
+    if not wanting or usable_gpus(wanting[0], engine_has_gpus, allow_cpu):
         return specs
-    if not allow_cpu:
-        raise GpuUnavailable(
-            f"the instance type asks for {'all the' if wanting[0].gpus == ALL_GPUS else wanting[0].gpus} GPU(s), but "
-            "the Docker engine has no GPUs (no 'nvidia' runtime, no NVIDIA devices); install the NVIDIA Container "
-            "Toolkit, or run on the CPU with --allow-cpu-for-gpu (SM_EMULATOR_ALLOW_CPU_FOR_GPU=1, "
-            "EmulatorConfig(allow_cpu_for_gpu=True))"
-        )
-    logger.warning("the Docker engine has no GPUs: running the GPU instance type on the CPU (allow_cpu_for_gpu)")
     return [
         dataclasses.replace(
             s, gpus=0, environment={k: v for k, v in s.environment.items() if k != NVIDIA_VISIBLE_DEVICES}

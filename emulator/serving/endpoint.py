@@ -33,7 +33,7 @@ from emulator.runtime.container import Container, LogSink, StopResult, default_l
 from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
 from emulator.runtime.inspect import listening_sockets
 from emulator.runtime.names import claim, release
-from emulator.runtime.resources import docker_limits
+from emulator.runtime.resources import docker_limits, gpu_request, usable_gpus
 from emulator.runtime.session import Session
 from emulator.serving import readiness
 from emulator.serving.invocations import (
@@ -261,18 +261,24 @@ class Endpoint:
         docker.image_info(self.image)  # a missing image fails before anything is created
         if self._unique_name:
             self._refuse_running_namesake(docker)
+        typed = bool(self.instance_type) and self.instance_type != "local"
+        gpus, gpu_env = gpu_request(str(self.instance_type)) if typed else (0, {})
+        # A GPU instance type on an engine without GPUs: refused before the model is staged, or run on the CPU.
+        if not usable_gpus(gpus, docker.has_gpus, self.config.allow_cpu_for_gpu):
+            gpus, gpu_env = 0, {}
         model_dir = self._prepare_model()
         nano_cpus, mem_limit = self._limits
         spec = ContainerSpec(
             image=self.image,
             command=["serve"],
-            environment=self.environment,
+            environment={**gpu_env, **self.environment},
             # A fresh volume over /opt/ml hides files an image bakes there, as on the platform.
             mounts=[Mount(OPT_ML), Mount(MODEL_DIR, str(model_dir), read_only=True)],
             hostname=self._hostname,
             publish_port=SERVING_PORT,
             nano_cpus=nano_cpus,
             mem_limit=mem_limit,
+            gpus=gpus,
         )
         if self.network_isolation:
             logger.info(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _fakes import CONFIG as FAKE_CONFIG
+from _fakes import IMAGE, FakeDocker
 
 from emulator import constants
 from emulator.cli.app import build_parser
@@ -13,6 +15,7 @@ from emulator.errors import EXIT_ENVIRONMENT, GpuUnavailable
 from emulator.processing import plan as processing_plan
 from emulator.runtime.docker import ContainerSpec, device_requests, engine_has_gpus
 from emulator.runtime.resources import ALL_GPUS, TABLE, fit_gpus, gpu_request
+from emulator.serving import Endpoint
 from emulator.training import plan as training_plan
 
 CONFIG = EmulatorConfig()
@@ -159,3 +162,27 @@ def test_checkpoint_sync_interval_must_be_positive() -> None:
     assert EmulatorConfig().checkpoint_sync_interval_s == constants.CHECKPOINT_SYNC_INTERVAL_S
     with pytest.raises(ValueError, match="more than 0"):
         EmulatorConfig(checkpoint_sync_interval_s=0)
+
+
+# -- endpoints (and batch transform, which runs its model through one) -------------------------------------
+@pytest.mark.parametrize(
+    ("engine_gpus", "allow_cpu", "gpus", "env"),
+    [
+        (True, False, 1, {"A": "1", "NVIDIA_VISIBLE_DEVICES": "0"}),  # the engine has GPUs: the request goes out
+        (False, True, 0, {"A": "1"}),  # none, CPU run allowed
+    ],
+)
+def test_an_endpoint_of_a_gpu_type(engine_gpus: bool, allow_cpu: bool, gpus: int, env: dict[str, str]) -> None:
+    docker = FakeDocker()
+    docker.engine_gpus = engine_gpus
+    config = FAKE_CONFIG.with_(allow_cpu_for_gpu=allow_cpu)
+    with Endpoint(IMAGE, environment={"A": "1"}, instance_type="ml.g4dn.xlarge", docker=docker, config=config):
+        spec = docker.only().spec
+    assert (spec.gpus, spec.environment) == (gpus, env)
+
+
+def test_an_endpoint_of_a_gpu_type_is_refused_on_an_engine_without_gpus() -> None:
+    docker = FakeDocker()
+    with pytest.raises(GpuUnavailable, match="--allow-cpu-for-gpu"):
+        Endpoint(IMAGE, instance_type="ml.p3.2xlarge", docker=docker, config=FAKE_CONFIG).start()
+    assert docker.containers == {}  # refused before anything was created
