@@ -9,6 +9,7 @@ the checkpoints to seed and export, and the artifacts to export when the job end
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ def plan(
     entrypoint, command = entrypoint_and_command(algo, "train")
     arn = _session.arn(config, "training-job", name)
     cc = req.get("CheckpointConfig")
-    checkpoint_dir = (cc or {}).get("LocalPath") or constants.CHECKPOINT_DIR
+    checkpoint_dir = checkpoint_local_path(cc)
     output_base = join_uri(absolute(req["OutputDataConfig"]["S3OutputPath"]), name, "output")
     compress = req["OutputDataConfig"].get("CompressionType", "GZIP") != "NONE"
     exports = [
@@ -130,6 +131,33 @@ def plan(
         internal_network=bool(req.get("EnableNetworkIsolation")),
         command=tuple(entrypoint or command),
     )
+
+
+def checkpoint_local_path(cc: Mapping[str, Any] | None) -> str:
+    """CheckpointConfig.LocalPath as a container path (``/opt/ml/checkpoints/`` -> ``/opt/ml/checkpoints``), the
+    platform's default without one.
+
+    >>> checkpoint_local_path({"S3Uri": "s3://b/c", "LocalPath": "/opt/ml/checkpoints/"})
+    '/opt/ml/checkpoints'
+
+    Raises:
+        InvalidSpec: not an absolute path, or /opt/ml itself or a dir below input/, model/ or output/ (the
+            platform's own).
+    """
+    given = (cc or {}).get("LocalPath") or constants.CHECKPOINT_DIR
+    path = posixpath.normpath(given)
+    owned = (constants.INPUT_DIR, constants.MODEL_DIR, constants.OUTPUT_DIR)
+    if (
+        not path.startswith("/")
+        or path in ("/", constants.OPT_ML)
+        or any(path == d or path.startswith(d + "/") for d in owned)
+    ):
+        raise InvalidSpec(
+            f"CheckpointConfig.LocalPath: {given!r} is not a directory the job can own; give an absolute path "
+            f"outside {constants.INPUT_DIR}, {constants.MODEL_DIR} and {constants.OUTPUT_DIR} (default "
+            f"{constants.CHECKPOINT_DIR})"
+        )
+    return path
 
 
 def check_supported(req: Mapping[str, Any]) -> None:

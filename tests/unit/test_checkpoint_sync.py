@@ -8,10 +8,15 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from emulator.runtime.plan import Sync
+import pytest
+
+from emulator.config import EmulatorConfig
+from emulator.errors import InvalidSpec
+from emulator.runtime.plan import JobPlan, Sync
 from emulator.runtime.sync import LiveSync
 from emulator.storage.locations import Storage
 from emulator.storage.s3 import S3
+from emulator.training import plan as training_plan
 
 CKPT = "/opt/ml/checkpoints"
 
@@ -147,3 +152,32 @@ def test_no_syncs_no_thread(tmp_path: Path) -> None:
         pass
     assert sync.finish(hosts) == {}
     assert hosts.reads == 0
+
+
+# -- CheckpointConfig.LocalPath in the plan ---------------------------------------------------------------
+def _plan(local_path: str) -> JobPlan:
+    request = {
+        "TrainingJobName": "ckpt-job",
+        "AlgorithmSpecification": {"TrainingImage": "algo:1", "TrainingInputMode": "File"},
+        "OutputDataConfig": {"S3OutputPath": "out"},
+        "CheckpointConfig": {"S3Uri": "s3://bucket/ckpt", "LocalPath": local_path},
+    }
+    return training_plan.plan(request, EmulatorConfig())
+
+
+def test_a_local_path_with_a_trailing_slash_is_the_same_dir() -> None:
+    plan = _plan("/opt/ml/checkpoints/")  # the API's own documented default is spelled so
+    assert [(s.container_path, s.location) for s in plan.syncs] == [(CKPT, "s3://bucket/ckpt")]
+    assert [s.container_path for s in plan.seeds] == [CKPT]
+    spec = plan.hosts[0].spec
+    assert sorted({d.rstrip("/") for d in spec.dirs}) == sorted(set(spec.dirs))  # one dir, one volume
+
+
+@pytest.mark.parametrize("local_path", ["checkpoints", "/opt/ml", "/opt/ml/model", "/opt/ml/input/data/ckpt", "/"])
+def test_a_local_path_the_job_cannot_own_is_refused(local_path: str) -> None:
+    with pytest.raises(InvalidSpec, match=r"CheckpointConfig\.LocalPath"):
+        _plan(local_path)
+
+
+def test_a_local_path_outside_opt_ml_is_fine() -> None:
+    assert [s.container_path for s in _plan("/ckpt/run/").syncs] == ["/ckpt/run"]
