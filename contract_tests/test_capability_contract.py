@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -163,8 +162,22 @@ def _processing_job(h: Harness) -> ProcessingRun:
     return h.process("process", h.processing_request("process"))
 
 
+def _checkpoints(h: Harness) -> dict[str, str]:
+    """t18's CheckpointConfig: a local S3Uri of this run (the emulator syncs LocalPath there while the job runs and
+    seeds it back into a restart)."""
+    return {"S3Uri": str(h.workdir / "checkpoints-t18"), "LocalPath": CHECKPOINT_DIR}
+
+
+def _checkpoint_job(h: Harness) -> TrainingRun:
+    """The main job with t18's CheckpointConfig: it starts with an empty checkpoint dir."""
+    return h.train("checkpoints", {**h.training_request("checkpoints"), "CheckpointConfig": _checkpoints(h)})
+
+
 #: The jobs the plugin may start ahead, in the background, when these checks are selected (Harness.ahead).
-AHEAD = {"t15": [("two-hosts-training", _two_hosts_job)]}
+AHEAD = {
+    "t15": [("two-hosts-training", _two_hosts_job)],
+    "t18": [("checkpoint-training", _checkpoint_job)],
+}
 
 
 # -- t15 ------------------------------------------------------------------------------------------------------------
@@ -440,11 +453,9 @@ def test_t18_checkpoints_resumed(contract_harness: Harness, request: pytest.Fixt
     h = contract_harness
     regex = h.config.training.checkpointing.resume_log or ""  # required when checkpointing is claimed
     resume = re.compile(regex)
-    # A local S3Uri: the emulator syncs LocalPath there while the job runs and seeds it back into the restart.
-    location = h.workdir / f"checkpoints-{secrets.token_hex(4)}"
-    checkpoints = {"S3Uri": str(location), "LocalPath": CHECKPOINT_DIR}
-    first_request = {**h.training_request("checkpoints"), "CheckpointConfig": checkpoints}
-    first = h.train("checkpoints", first_request)
+    checkpoints = _checkpoints(h)
+    location = Path(checkpoints["S3Uri"])
+    first = h.once("checkpoint-training", lambda: _checkpoint_job(h))  # started ahead when t18 is selected
     sent = f"{first.sent()}, CheckpointConfig {checkpoints}"
     if first.status != "Completed":
         _require_trained(request, h, "t18")  # the job without a CheckpointConfig must complete first
