@@ -60,6 +60,7 @@ CHECK_IDS = [
     "test_b34_max_payload_within_timeout",
     "test_t13_fastfile_read_only",
     "test_t14_pipe_mode_fifos",
+    "test_t18_checkpoints_resumed",
 ]
 SUITE_TIMEOUT_S = 900
 
