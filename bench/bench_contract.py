@@ -17,6 +17,7 @@ bare with the docker CLI and plain HTTP on the suite's own data files (contract_
    MultiRecord request, ``docker stop``;
 6. a processing run (``processing`` splitting the raw CSV) and 7. a failing one (no input);
 8. a 2-host training run (two containers on a private network, named algo-1 and algo-2: the multi-host check);
+   then the FastFile check's training run and the checkpoint check's two (the second resumes from the first);
 9. a serving container on the model plus the extra files real model.tar.gz files hold, to /ping 200, one
    request, ``docker stop`` (the extra-model-files check). The batch container of 5 also gets one MultiRecord
    request of 6 MiB (the MaxPayloadInMB check).
@@ -146,7 +147,14 @@ def run_suite(events_log: list[tuple[Counter[str], float]]) -> float:
 
 
 # -- the bare baseline ------------------------------------------------------------------------------------
-def _bare_train(root: Path, channels: dict[str, Path], *, expect_ok: bool, sigterm_after: str | None = None) -> float:
+def _bare_train(
+    root: Path,
+    channels: dict[str, Path],
+    *,
+    expect_ok: bool,
+    sigterm_after: str | None = None,
+    checkpoints: Path | None = None,
+) -> float:
     write_training_config(root / "config", list(channels))
     (root / "config" / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
     for d in ("model", "output"):
@@ -159,6 +167,12 @@ def _bare_train(root: Path, channels: dict[str, Path], *, expect_ok: bool, sigte
         "-v",
         f"{root / 'output'}:/opt/ml/output",
     ]
+    if checkpoints is not None:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        (root / "config" / "checkpointconfig.json").write_text(
+            json.dumps({"LocalPath": "/opt/ml/checkpoints", "S3Uri": "s3://bench/checkpoints"})
+        )
+        mounts += ["-v", f"{checkpoints}:/opt/ml/checkpoints"]
     for name, path in channels.items():
         mounts += ["-v", f"{path}:/opt/ml/input/data/{name}:ro"]
     name = bench_name("contract-train")
@@ -333,6 +347,14 @@ def run_baseline(work: Path, parts: dict[str, list[float]]) -> float:
         timings["processing"] = _bare_process(root / "p", with_input=True)
         timings["failing processing"] = _bare_process(root / "pf", with_input=False)
         timings["2-host training"] = _bare_two_hosts(root / "h", train_dir)
+        # The FastFile check's job (channels read-only: the bare runs mount them so already) and the checkpoint
+        # check's two jobs (the second one resumes from what the first left).
+        timings["FastFile training"] = _bare_train(root / "ff", {"train": train_dir}, expect_ok=True)
+        ckpt = root / "checkpoints"
+        timings["checkpointed training"] = _bare_train(
+            root / "c1", {"train": train_dir}, expect_ok=True, checkpoints=ckpt
+        )
+        timings["restarted training"] = _bare_train(root / "c2", {"train": train_dir}, expect_ok=True, checkpoints=ckpt)
         extras = root / "model-with-extras"
         extras.mkdir()
         for f in model_dir.iterdir():
@@ -367,7 +389,7 @@ def run(opts: Options) -> Result:
         Row(
             "4. contract suite",
             "`pytest --image sample -q` wall time",
-            "sum of 9 unavoidable container runs, bare",
+            "sum of 12 unavoidable container runs, bare",
             bare,
             suite,
             "s",
