@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from emulator.api.protocol import ApiError, validation
@@ -12,7 +12,7 @@ from emulator.api.registry import Registry
 from emulator.api.store import Record
 from emulator.errors import EmulatorError, ModelError, ValidationError
 from emulator.runtime import session as _session
-from emulator.serving import Endpoint
+from emulator.serving.variants import VariantEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -70,26 +70,31 @@ class HostingOperations(Registry):
         self._start_endpoint(record, config_name)
         return {"EndpointArn": record.arn}
 
-    def _start_endpoint(self, record: Record, config_name: str, *, replacing: Endpoint | None = None) -> None:
-        """Bring the endpoint up in the background: Creating (or Updating) -> InService or Failed."""
+    def _start_endpoint(self, record: Record, config_name: str, *, replacing: VariantEndpoint | None = None) -> None:
+        """Bring the endpoint up in the background: Creating (or Updating) -> InService or Failed.
+
+        Every ProductionVariant gets its own container (see emulator.serving.variants)."""
         try:
             config = self._get("EndpointConfig", config_name).data
-            variant = dict(config["ProductionVariants"][0])
-            model = self._get("Model", variant["ModelName"]).data["Request"]
+            variants = [dict(v) for v in config["ProductionVariants"]]
+            models = {v["ModelName"]: self._get("Model", v["ModelName"]).data["Request"] for v in variants}
         except ApiError as exc:
             record.data = self._endpoint_data(record, config_name, "Failed", failure=exc.message)
             self.store.put(record)
             raise
         status = "Updating" if replacing is not None else "Creating"
-        record.data = self._endpoint_data(record, config_name, status, variant=variant)
+        record.data = self._endpoint_data(record, config_name, status, variants=variants)
         self.store.put(record)
-        sink = self.logs.endpoint_sink(record.name, variant.get("VariantName", "AllTraffic"))
         try:
-            endpoint = Endpoint.from_model(
-                model, production_variant=variant, name=record.name, session=self.session, log_sink=sink
+            endpoint = VariantEndpoint.from_config(
+                models,
+                variants,
+                name=record.name,
+                session=self.session,
+                log_sink_for=lambda variant: self.logs.endpoint_sink(record.name, variant),
             )
         except EmulatorError as exc:
-            record.data = self._endpoint_data(record, config_name, "Failed", variant=variant, failure=str(exc))
+            record.data = self._endpoint_data(record, config_name, "Failed", variants=variants, failure=str(exc))
             self.store.put(record)
             return
 
@@ -117,11 +122,11 @@ class HostingOperations(Registry):
             if gone:
                 return
             if failure is None:
-                record.data = self._endpoint_data(record, config_name, "InService", variant=variant)
+                record.data = self._endpoint_data(record, config_name, "InService", variants=variants)
             elif replacing is not None:  # a failed update leaves the old endpoint serving
                 record.data = {**record.data, "EndpointStatus": "InService", "FailureReason": failure}
             else:
-                record.data = self._endpoint_data(record, config_name, "Failed", variant=variant, failure=failure)
+                record.data = self._endpoint_data(record, config_name, "Failed", variants=variants, failure=failure)
             self.store.put(record)
 
         t = threading.Thread(target=bring_up, name=f"endpoint-{record.name}"[:60], daemon=True)
@@ -134,7 +139,7 @@ class HostingOperations(Registry):
         config_name: str,
         status: str,
         *,
-        variant: Mapping[str, Any] | None = None,
+        variants: Sequence[Mapping[str, Any]] | None = None,
         failure: str | None = None,
     ) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -145,16 +150,16 @@ class HostingOperations(Registry):
             "CreationTime": record.created,
             "LastModifiedTime": _session.now(),
         }
-        if variant is not None:
-            count = int(variant.get("InitialInstanceCount", 1))
+        if variants is not None:
             data["ProductionVariants"] = [
                 {
-                    "VariantName": variant.get("VariantName", "AllTraffic"),
-                    "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
-                    "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
-                    "CurrentInstanceCount": count if status == "InService" else 0,
-                    "DesiredInstanceCount": count,
+                    "VariantName": v.get("VariantName", "AllTraffic"),
+                    "CurrentWeight": float(v.get("InitialVariantWeight", 1.0)),
+                    "DesiredWeight": float(v.get("InitialVariantWeight", 1.0)),
+                    "CurrentInstanceCount": int(v.get("InitialInstanceCount", 1)) if status == "InService" else 0,
+                    "DesiredInstanceCount": int(v.get("InitialInstanceCount", 1)),
                 }
+                for v in variants
             ]
         if failure:
             data["FailureReason"] = failure[:1024]
@@ -169,6 +174,28 @@ class HostingOperations(Registry):
         if record.data.get("EndpointStatus") not in ("InService", "Failed"):
             raise validation(f"Cannot update endpoint {record.name} while it is {record.data.get('EndpointStatus')}.")
         self._start_endpoint(record, p["EndpointConfigName"], replacing=self._live.get(("Endpoint", record.name)))
+        return {"EndpointArn": record.arn}
+
+    def update_endpoint_weights_and_capacities(self, p: dict[str, Any]) -> dict[str, Any]:
+        """New variant weights (and reported instance counts) at once: the endpoint stays InService."""
+        record = self._get("Endpoint", p["EndpointName"])
+        endpoint = self._live.get(("Endpoint", record.name))
+        if endpoint is None or record.data.get("EndpointStatus") != "InService":
+            raise validation(f"Cannot update endpoint {record.name} while it is {record.data.get('EndpointStatus')}.")
+        wanted = p["DesiredWeightsAndCapacities"]
+        try:
+            endpoint.update_weights(
+                {w["VariantName"]: w["DesiredWeight"] for w in wanted if "DesiredWeight" in w},
+                {w["VariantName"]: w["DesiredInstanceCount"] for w in wanted if "DesiredInstanceCount" in w},
+            )
+        except ValidationError as exc:
+            raise validation(str(exc)) from None
+        record.data = {
+            **record.data,
+            "ProductionVariants": endpoint.describe_variants(),
+            "LastModifiedTime": _session.now(),
+        }
+        self.store.put(record)
         return {"EndpointArn": record.arn}
 
     def delete_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from emulator.processing import ProcessingJob
 from emulator.runtime import session as _session
 from emulator.runtime.lifecycle import Job
 from emulator.runtime.session import Session
-from emulator.serving import Endpoint
+from emulator.serving.variants import VariantEndpoint
 from emulator.training import TrainingJob
 from emulator.transform import TransformJob
 
@@ -82,10 +82,10 @@ class Registry:
         self.logs = logs
         self._lock = threading.RLock()
         self._records: dict[str, dict[str, Record]] = {k: {} for k in KINDS}
-        self._live: dict[tuple[str, str], Any] = {}  # (kind, name) -> job, Endpoint or PipelineExecution
+        self._live: dict[tuple[str, str], Any] = {}  # (kind, name) -> job, VariantEndpoint or PipelineExecution
         self._closing = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._starting: dict[str, Endpoint] = {}  # endpoints not InService yet
+        self._starting: dict[str, VariantEndpoint] = {}  # endpoints not InService yet
 
     # -- records -------------------------------------------------------------------------------------------
     def _arn(self, kind: str, name: str) -> str:

@@ -4,12 +4,14 @@ from emulator.runtime.container import StopResult
 from emulator.serving.endpoint import Endpoint
 from emulator.serving.invocations import find_endpoint_url, invoke_endpoint
 from emulator.serving.models import ModelDefinition, ModelSource, create_model, delete_model, get_model
+from emulator.serving.variants import VariantEndpoint
 
 __all__ = [
     "Endpoint",
     "ModelDefinition",
     "ModelSource",
     "StopResult",
+    "VariantEndpoint",
     "create_model",
     "delete_model",
     "find_endpoint_url",

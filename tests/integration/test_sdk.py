@@ -465,3 +465,47 @@ def test_hyperparameter_tuner_fit_wait_best(
     assert best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == max(values)
     training = api.backend.describe_training_job({"TrainingJobName": tune["best"]})
     assert tune["model_data"] == training["ModelArtifacts"]["S3ModelArtifacts"]
+
+
+VARIANTS = """\
+from sagemaker.predictor import Predictor
+from sagemaker.session import production_variant
+
+recorder = sys.argv[2]
+for name, size in (("model-a", "1"), ("model-b", "2")):  # the recorder answers size bytes of "x"
+    env = {"RECORDER_RESPONSE_BYTES": size}
+    session.create_model(name, role, container_defs={"Image": recorder, "Environment": env})
+endpoint = session.endpoint_from_production_variants(
+    name="two-variants",
+    production_variants=[
+        production_variant("model-a", "ml.m5.large", 1, variant_name="A", initial_weight=1),
+        production_variant("model-b", "ml.m5.large", 1, variant_name="B", initial_weight=0),
+    ],
+    wait=False,  # the SDK's waiter sleeps 30 s between polls; this program polls itself
+)
+while session.sagemaker_client.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "Creating":
+    time.sleep(0.2)
+predictor = Predictor(endpoint, sagemaker_session=session)
+untargeted = sorted({predictor.predict(b"1").decode() for _ in range(4)})
+targeted = predictor.predict(b"1", target_variant="B").decode()
+session.sagemaker_client.update_endpoint_weights_and_capacities(
+    EndpointName=endpoint, DesiredWeightsAndCapacities=[{"VariantName": "A", "DesiredWeight": 0},
+                                                        {"VariantName": "B", "DesiredWeight": 1}])
+invoked = session.sagemaker_runtime_client.invoke_endpoint(EndpointName=endpoint, Body=b"1")["InvokedProductionVariant"]
+described = session.sagemaker_client.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
+result(step="variants", untargeted=untargeted, targeted=targeted, invoked=invoked,
+       weights={v["VariantName"]: v["CurrentWeight"] for v in described})
+predictor.delete_endpoint()
+"""
+
+
+def test_production_variants_target_variant_and_weights(
+    api: ApiServer, tripwire: _Tripwire, tmp_path: Path, data_dir: Path, recorder_image: str
+) -> None:
+    results = run_program(api, tripwire, tmp_path, "variants", VARIANTS, str(data_dir), recorder_image)
+
+    variants = results["variants"]
+    assert variants["untargeted"] == ["x"]  # B's weight 0: only A answers untargeted requests
+    assert variants["targeted"] == "xx"
+    assert variants["invoked"] == "B"
+    assert variants["weights"] == {"A": 0.0, "B": 1.0}

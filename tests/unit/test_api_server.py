@@ -372,6 +372,61 @@ def test_model_endpoint_config_endpoint_invoke_update_delete(api: Api) -> None:
     assert api.docker.running() == [], "DeleteEndpoint left the serving container running"
 
 
+def test_production_variants_each_serve_by_target_variant_and_weight(api: Api) -> None:
+    one, two, cfg, ep = (unique(p) for p in ("vmodel1", "vmodel2", "vcfg", "vep"))
+    create_model(api, one, {"RECORDER_CONTENT_TYPE": "text/one"})
+    create_model(api, two, {"RECORDER_CONTENT_TYPE": "text/two"})
+    variant = {"InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+    api.sm.create_endpoint_config(
+        EndpointConfigName=cfg,
+        ProductionVariants=[
+            {**variant, "VariantName": "One", "ModelName": one, "InitialVariantWeight": 1.0},
+            {**variant, "VariantName": "Two", "ModelName": two, "InitialVariantWeight": 0.0},
+        ],
+    )
+    api.sm.create_endpoint(EndpointName=ep, EndpointConfigName=cfg)
+    up = wait_for(lambda: api.sm.describe_endpoint(EndpointName=ep), "EndpointStatus", {"InService", "Failed"})
+    assert up["EndpointStatus"] == "InService", up
+    assert [(v["VariantName"], v["CurrentWeight"]) for v in up["ProductionVariants"]] == [("One", 1.0), ("Two", 0.0)]
+    assert len(api.docker.running()) >= 2
+
+    def served(**kwargs: Any) -> tuple[str, str]:
+        answer = api.runtime.invoke_endpoint(EndpointName=ep, Body=b"1", **kwargs)
+        return answer["InvokedProductionVariant"], answer["ContentType"]
+
+    assert {served() for _ in range(5)} == {("One", "text/one")}  # weight 0 takes no untargeted traffic
+    assert served(TargetVariant="Two") == ("Two", "text/two")
+    err = error_of(api.runtime.invoke_endpoint, EndpointName=ep, Body=b"1", TargetVariant="Three")
+    assert err["Code"] == "ValidationError"
+    assert "Three" in err["Message"]
+
+    api.sm.update_endpoint_weights_and_capacities(
+        EndpointName=ep,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "One", "DesiredWeight": 0.0},
+            {"VariantName": "Two", "DesiredWeight": 1.0},
+        ],
+    )
+    weights = {
+        v["VariantName"]: v["DesiredWeight"] for v in api.sm.describe_endpoint(EndpointName=ep)["ProductionVariants"]
+    }
+    assert weights == {"One": 0.0, "Two": 1.0}
+    assert {served() for _ in range(5)} == {("Two", "text/two")}
+    err = error_of(
+        api.sm.update_endpoint_weights_and_capacities,
+        EndpointName=ep,
+        DesiredWeightsAndCapacities=[{"VariantName": "Two", "DesiredWeight": 0.0}],
+    )
+    assert err["Code"] == "ValidationException"
+    assert "weight above 0" in err["Message"]
+
+    api.sm.delete_endpoint(EndpointName=ep)
+    deadline = time.monotonic() + TIMEOUT_S
+    while api.docker.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert api.docker.running() == [], "DeleteEndpoint left a variant's container running"
+
+
 def test_transform_job_completes_and_stops(api: Api) -> None:
     model, job, slow_model, slow_job = unique("tmodel"), unique("transform"), unique("tslow"), unique("tstop")
     create_model(api, model)
