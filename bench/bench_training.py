@@ -295,7 +295,7 @@ def run(opts: Options) -> Result:
     result.details.append(
         f"**Training, first job in a fresh process** (not in the table, whose runs are warm): importing "
         f"`emulator.training` takes {median([c[0] for c in cold]) * 1000:.0f} ms and the first request validation "
-        f"(loading botocore's SageMaker model) {median([c[1] for c in cold]) * 1000:.0f} ms (medians of 3); the CLI "
-        "pays both once per command."
+        f"(a trimmed, cached copy of botocore's SageMaker model) {median([c[1] for c in cold]) * 1000:.0f} ms "
+        "(medians of 3); the CLI pays both once per command."
     )
     return result
