@@ -447,7 +447,7 @@ def _line_blocks(stream: BinaryIO, name: str, cap: int, chunk_size: int) -> Iter
 
 def _normalized(block: bytes) -> bytes:
     """Whole lines (``block`` starts a line and ends with ``\\n``) with CRLF as LF and no empty line."""
-    if b"\r\n" in block:
+    if b"\r" in block:  # a one-byte search (memchr) is ~20x faster than one for b"\r\n"
         block = block.replace(b"\r\n", b"\n")
     while b"\n\n" in block:  # each pass halves a run of empty lines
         block = block.replace(b"\n\n", b"\n")
