@@ -33,6 +33,14 @@ CHECKPOINT_CONFIG_FILE = "checkpointconfig.json"
 PROCESSING_JOB_CONFIG_FILE = "processingjobconfig.json"
 
 SERVING_PORT = 8080
+#: An image with this label set to "true" lets SageMaker choose its serving port: the container gets
+#: SAGEMAKER_BIND_TO_PORT (listen there, not on 8080) and SAGEMAKER_SAFE_PORT_RANGE (inclusive "lo-hi", for any
+#: second port it opens). Images without it listen on 8080 and get neither variable.
+LABEL_ACCEPT_BIND_TO_PORT = "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"
+#: The emulator draws SAGEMAKER_BIND_TO_PORT from this inclusive range (never 8080, so a hard-coded port shows).
+BIND_TO_PORT_RANGE = (9000, 9099)
+#: SAGEMAKER_SAFE_PORT_RANGE as the emulator sets it (inclusive; the bind port is outside it).
+SAFE_PORT_RANGE = (9100, 9199)
 PING_PATH = "/ping"
 INVOCATIONS_PATH = "/invocations"
 EXECUTION_PARAMETERS_PATH = "/execution-parameters"

@@ -1,7 +1,7 @@
 """Shared fixtures for the project's own tests (unit and ``docker``-marked integration tests).
 
 * ``docker_available`` (session): pings the engine once; tests that need it are skipped with the reason.
-* ``probe_image``, ``recorder_image`` (session): ``tests/images/<name>`` built (or reused) as
+* ``probe_image``, ``recorder_image``, ``bindport_image`` (session): ``tests/images/<name>`` built (or reused) as
   ``sagemaker-emulator-test/<name>:latest``; ``sample_image`` (session): ``sample_algorithm/`` as
   ``sagemaker-emulator-sample:latest``; ``base_image``: the Python base they build on. All builds are
   tests/images/build.py's (``image_builder``, session, is that module). ``iris_csv`` (session): the raw iris
@@ -98,6 +98,12 @@ def probe_image(docker_available: str, image_builder: ModuleType) -> str:
 def recorder_image(docker_available: str, image_builder: ModuleType) -> str:
     """The recorder image (tests/images/recorder), rebuilt only when its files changed."""
     return _built("the recorder image", lambda: image_builder.build_test_image("recorder"))
+
+
+@pytest.fixture(scope="session")
+def bindport_image(docker_available: str, image_builder: ModuleType) -> str:
+    """The bindport image (tests/images/bindport: labelled accept-bind-to-port=true), rebuilt when its files changed."""
+    return _built("the bindport image", lambda: image_builder.build_test_image("bindport"))
 
 
 @pytest.fixture(scope="session")

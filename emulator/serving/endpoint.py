@@ -4,7 +4,8 @@
 
 The model (a model.tar.gz, a model directory, an s3:// URI or a DescribeTrainingJob result) is extracted
 into a temp dir, never next to the user's file, and mounted read-only at /opt/ml/model. The container runs
-``serve`` with port 8080 published on a free 127.0.0.1 port, so several endpoints run at once. Readiness is
+``serve`` with port 8080 (or SAGEMAKER_BIND_TO_PORT, see :func:`serving_port`) published on a free 127.0.0.1
+port, so several endpoints run at once. Readiness is
 ``GET /ping`` every ``config.ping_interval_s`` (2 s per request) until the startup deadline, and fails at
 once if the container exits. Closing sends SIGTERM, SIGKILL after ``config.serving_stop_grace_s``, and
 always removes the container.
@@ -13,6 +14,7 @@ always removes the container.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import shutil
 import threading
@@ -25,7 +27,17 @@ from typing import Any, Self, Unpack
 import requests
 
 from emulator.config import EmulatorConfig
-from emulator.constants import INVOCATION_TIMEOUT_S, LABEL_JOB, LABEL_KIND, MODEL_DIR, OPT_ML, SERVING_PORT
+from emulator.constants import (
+    BIND_TO_PORT_RANGE,
+    INVOCATION_TIMEOUT_S,
+    LABEL_ACCEPT_BIND_TO_PORT,
+    LABEL_JOB,
+    LABEL_KIND,
+    MODEL_DIR,
+    OPT_ML,
+    SAFE_PORT_RANGE,
+    SERVING_PORT,
+)
 from emulator.errors import ContainerFailed, DockerUnavailable, EmulatorError, EndpointNotReady, InvalidSpec
 from emulator.runtime import session as _session
 from emulator.runtime.cluster import start_failure
@@ -63,7 +75,7 @@ _PINGS_LEFT_OUT = "access-log lines of /ping requests left out)"
 _PING_LINE = re.compile(r"\b(GET|HEAD) /ping\b")
 #: Container states that hold an endpoint's name (another endpoint of that name is refused).
 _LIVE_STATES = frozenset({"created", "running", "restarting", "paused"})
-_HINT = "does `serve` listen on 0.0.0.0:8080 and answer GET /ping with 200?"
+_HINT = "does `serve` listen on 0.0.0.0:{port} and answer GET /ping with 200?"
 _TAIL_LINES = 200
 
 
@@ -155,6 +167,8 @@ class Endpoint:
         self.exit_code: int | None = None
         self.oom_killed = False
         self.stop_result: StopResult | None = None
+        #: The container's serving port: 8080, or SAGEMAKER_BIND_TO_PORT for an image that accepts it.
+        self.container_port = SERVING_PORT
 
     @classmethod
     def from_model(
@@ -197,12 +211,12 @@ class Endpoint:
     # -- properties ----------------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``: the container's port 8080 on this machine."""
+        """``http://127.0.0.1:<port>``: the container's serving port (:attr:`container_port`) on this machine."""
         return self.invoker.url
 
     @property
     def port(self) -> int:
-        """The 127.0.0.1 port the container's 8080 is published on."""
+        """The 127.0.0.1 port the container's serving port is published on."""
         return int(self.url.rsplit(":", 1)[1])
 
     @property
@@ -258,7 +272,8 @@ class Endpoint:
 
     def _start(self) -> None:
         docker = self.session.docker
-        docker.image_info(self.image)  # a missing image fails before anything is created
+        info = docker.image_info(self.image)  # a missing image fails before anything is created
+        self.container_port, port_env = serving_port(info.labels)
         if self._unique_name:
             self._refuse_running_namesake(docker)
         typed = bool(self.instance_type) and self.instance_type != "local"
@@ -271,11 +286,11 @@ class Endpoint:
         spec = ContainerSpec(
             image=self.image,
             command=["serve"],
-            environment={**gpu_env, **self.environment},
+            environment={**gpu_env, **self.environment, **port_env},
             # A fresh volume over /opt/ml hides files an image bakes there, as on the platform.
             mounts=[Mount(OPT_ML), Mount(MODEL_DIR, str(model_dir), read_only=True)],
             hostname=self._hostname,
-            publish_port=SERVING_PORT,
+            publish_port=self.container_port,
             nano_cpus=nano_cpus,
             mem_limit=mem_limit,
             gpus=gpus,
@@ -283,8 +298,9 @@ class Endpoint:
         if self.network_isolation:
             logger.info(
                 "%s: EnableNetworkIsolation: no credentials are passed; the container stays on the bridge "
-                "network so that its port 8080 can be published",
+                "network so that its port %d can be published",
                 self.name,
+                self.container_port,
             )
         container = Container(
             docker,
@@ -319,6 +335,10 @@ class Endpoint:
         self._wait_ready(self._started_at + self.startup_timeout_s)
         self.ready_after_s = time.monotonic() - self._started_at
         logger.info("endpoint %s is InService at %s (%.2fs after start)", self.name, self.url, self.ready_after_s)
+
+    @property
+    def _hint(self) -> str:
+        return _HINT.format(port=self.container_port)
 
     @property
     def _name_kind(self) -> str:
@@ -358,14 +378,14 @@ class Endpoint:
 
     def _host_port(self, container: Container) -> int:
         try:
-            return container.host_port(SERVING_PORT)
+            return container.host_port(self.container_port)
         except ContainerFailed:
             self._raise_if_exited(wait_s=2.0)
             raise
 
     def _wait_ready(self, deadline: float) -> None:
         last = "no answer yet"
-        watch = ReadinessWatch() if self._fail_fast else None
+        watch = ReadinessWatch(self.container_port) if self._fail_fast else None
         while True:
             self._raise_if_exited()
             if self._closing.is_set():
@@ -434,7 +454,7 @@ class Endpoint:
         when = "before passing the /ping health check" if self.ready_after_s is None else "while serving"
         err = EndpointNotReady(
             f"serving container of image {self.image!r} exited with status {self.exit_code}{oom} "
-            f"{time.monotonic() - self._started_at:.1f}s after start, {when}; Hint: {_HINT} "
+            f"{time.monotonic() - self._started_at:.1f}s after start, {when}; Hint: {self._hint} "
             f"Last log line: {last_line.strip()[:300]}",
             image=self.image,
             command=["serve"],
@@ -448,7 +468,7 @@ class Endpoint:
         tail = self.failure_tail()
         err = EndpointNotReady(
             f"endpoint {self.name} at {self.url} did not pass the /ping health check within "
-            f"{self.startup_timeout_s:g}s (last answer: {last}); Hint: {_HINT} If the model loads slowly, raise "
+            f"{self.startup_timeout_s:g}s (last answer: {last}); Hint: {self._hint} If the model loads slowly, raise "
             "ContainerStartupHealthCheckTimeoutInSeconds (startup_timeout_s)",
             image=self.image,
             command=["serve"],
@@ -634,6 +654,25 @@ class Endpoint:
                 raise failure
             logger.warning("endpoint %s: %s (left to the exit sweep)", self.name, failure)
         return True
+
+
+def serving_port(labels: Mapping[str, str], rng: random.Random | None = None) -> tuple[int, dict[str, str]]:
+    """The container port ``serve`` must listen on, and the variables that say so, for an image's labels.
+
+    An image labelled ``com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true`` gets a port drawn from
+    BIND_TO_PORT_RANGE in SAGEMAKER_BIND_TO_PORT, and SAGEMAKER_SAFE_PORT_RANGE; any other image 8080 and neither.
+
+    >>> serving_port({})
+    (8080, {})
+    >>> port, env = serving_port({LABEL_ACCEPT_BIND_TO_PORT: "true"}, random.Random(1))
+    >>> env == {"SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_SAFE_PORT_RANGE": "9100-9199"}, port != 8080
+    (True, True)
+    """
+    if labels.get(LABEL_ACCEPT_BIND_TO_PORT, "").strip().lower() != "true":
+        return SERVING_PORT, {}
+    port = (rng or random).randint(*BIND_TO_PORT_RANGE)
+    low, high = SAFE_PORT_RANGE
+    return port, {"SAGEMAKER_BIND_TO_PORT": str(port), "SAGEMAKER_SAFE_PORT_RANGE": f"{low}-{high}"}
 
 
 def _discard(host: str, line: str) -> None:

@@ -339,7 +339,8 @@ def find_endpoint_url(name: str, docker: DockerSeam) -> str:
     """
     for c in docker.list_managed(f"{LABEL_JOB}={name}"):
         if c.kind == "container" and c.labels.get(LABEL_KIND) == "endpoint" and c.state == "running":
-            port = c.ports.get(SERVING_PORT)
+            # 8080, or the one port published for an image that accepts SAGEMAKER_BIND_TO_PORT
+            port = c.ports.get(SERVING_PORT) or next(iter(c.ports.values()), None)
             if port:
                 return f"http://127.0.0.1:{port}"
     raise EmulatorError(
