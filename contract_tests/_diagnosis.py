@@ -233,6 +233,8 @@ def diagnose_serving(
             "make the ENTRYPOINT dispatch on its last argument (`train` trains, `serve` serves), or drop it and put "
             "executables named `train` and `serve` on PATH",
         )
+    if cause == "other-port" and "SAGEMAKER_BIND_TO_PORT" in fix:  # a labelled image that ignores the variable
+        return RootCause("s29", first_line.split("will not pass the /ping health check: ")[-1].split(" (")[0], fix)
     if cause in ("loopback-only", "other-port"):
         return RootCause("s19", first_line.split("will not pass the /ping health check: ")[-1].split(" (")[0], fix)
     if cause in ("ping-status", "ping-slow"):

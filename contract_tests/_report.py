@@ -460,6 +460,17 @@ _CHECKS = [
         "otherwise) while training, and at start resume from the newest one found there: SageMaker copies them "
         "back in when a (spot) job restarts",
     ),
+    Check(
+        "s29",
+        "with accept-bind-to-port=true the server listens on SAGEMAKER_BIND_TO_PORT, not 8080; extra ports stay in "
+        "SAGEMAKER_SAFE_PORT_RANGE",
+        "MUST",
+        "serving",
+        29,
+        "[DG:inference-pipeline-real-time], [DG:multi-container-direct]",
+        "read the port from SAGEMAKER_BIND_TO_PORT (8080 only when it is unset) and open any further port inside "
+        "SAGEMAKER_SAFE_PORT_RANGE, or drop the com.amazonaws.sagemaker.capabilities.accept-bind-to-port label",
+    ),
 ]
 
 CHECKS: Mapping[str, Check] = {c.id: c for c in _CHECKS}

@@ -6,7 +6,8 @@ Each runs only when the image claims what it needs (the config's ``capabilities`
 background, when selected), t16 judges the main training job and the processing checks' job (both isolated when
 ``network_isolation`` is claimed) and reruns one with a network only when it failed, to tell a network need from
 any other failure (then t16 is blocked by that root cause), t17 reads the main job's log, s30 reads the image's
-config, b34 sends one request to the batch container.
+config, b34 sends one request to the batch container, s29 (only for an image labelled accept-bind-to-port=true,
+whose serving container the emulator starts with SAGEMAKER_BIND_TO_PORT) reads the shared endpoint's sockets.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from emulator.constants import (
     DEFAULT_MAX_PAYLOAD_IN_MB,
     EXECUTION_PARAMETERS_PATH,
     INVOCATIONS_PATH,
+    LABEL_ACCEPT_BIND_TO_PORT,
     MAX_METRIC_DEFINITIONS,
     MAX_METRIC_NAME_CHARS,
     MAX_METRIC_REGEX_CHARS,
@@ -37,6 +39,8 @@ from emulator.constants import (
     MODEL_DIR,
     OUTPUT_DATA_DIR,
     RESOURCE_CONFIG_FILE,
+    SAFE_PORT_RANGE,
+    SERVING_PORT,
     SINGLE_RECORD,
 )
 
@@ -504,4 +508,52 @@ def test_t18_checkpoints_resumed(contract_harness: Harness, request: pytest.Fixt
             f"resume_log {regex!r})",
             got=restart.summary(),
             logs=restart.log_text(),
+        )
+
+
+# -- s29 ------------------------------------------------------------------------------------------------------------
+def port_problems(listening: Sequence[tuple[str, int]], bind_port: int, safe: tuple[int, int]) -> list[str]:
+    """What breaks rule 29 in a container's listening sockets ((address, port) pairs), given the port it was told.
+
+    >>> port_problems([("0.0.0.0", 9001), ("0.0.0.0", 9100)], 9001, (9100, 9199))
+    []
+    >>> port_problems([("0.0.0.0", 9001), ("0.0.0.0", 8080), ("127.0.0.1", 7000)], 9001, (9100, 9199))
+    ['it also listens on 8080', 'port 7000 (127.0.0.1) is outside SAGEMAKER_SAFE_PORT_RANGE 9100-9199']
+    """
+    problems = []
+    if not any(port == bind_port and not address.startswith("127.") for address, port in listening):
+        problems.append(f"nothing listens on SAGEMAKER_BIND_TO_PORT {bind_port} on all interfaces")
+    if any(port == SERVING_PORT for _, port in listening) and bind_port != SERVING_PORT:
+        problems.append(f"it also listens on {SERVING_PORT}")
+    low, high = safe
+    outside = sorted({(p, a) for a, p in listening if p not in (bind_port, SERVING_PORT) and not low <= p <= high})
+    problems += [f"port {p} ({a}) is outside SAGEMAKER_SAFE_PORT_RANGE {low}-{high}" for p, a in outside]
+    return problems
+
+
+@check("s29")
+def test_s29_bind_to_port_honoured(contract_harness: Harness, sagemaker_endpoint: EndpointHandle) -> None:
+    label = contract_harness.image_info().labels.get(LABEL_ACCEPT_BIND_TO_PORT, "")
+    if label.strip().lower() != "true":
+        skip(
+            "s29",
+            f"the image does not claim {LABEL_ACCEPT_BIND_TO_PORT}=true (label {label or 'unset'}): SageMaker then "
+            f"uses port {SERVING_PORT}; add the label only if `serve` honours SAGEMAKER_BIND_TO_PORT",
+        )
+    ep = require_endpoint(sagemaker_endpoint, "s29")
+    listening = ep.listeners()
+    if listening is None:
+        skip("s29", "the container's listening sockets could not be read (`cat /proc/net/tcp` failed in it)")
+    low, high = SAFE_PORT_RANGE
+    problems = port_problems([(x.address, x.port) for x in listening], ep.container_port, SAFE_PORT_RANGE)
+    if problems:
+        violation(
+            "s29",
+            "; ".join(problems),
+            sent=f"docker run IMAGE serve with SAGEMAKER_BIND_TO_PORT={ep.container_port} and "
+            f"SAGEMAKER_SAFE_PORT_RANGE={low}-{high}",
+            expected=f"the server listens on {ep.container_port}, not on {SERVING_PORT}; any other port within "
+            f"{low}-{high}",
+            got="listening: " + ", ".join(sorted(str(x) for x in listening)),
+            logs=sagemaker_endpoint.log_text(),
         )

@@ -43,7 +43,7 @@ from emulator.runtime import session as _session
 from emulator.runtime.cluster import start_failure
 from emulator.runtime.container import Container, LogSink, StopResult, default_log_sink
 from emulator.runtime.docker import ContainerSpec, DockerSeam, Mount
-from emulator.runtime.inspect import listening_sockets
+from emulator.runtime.inspect import Listener, listening_sockets
 from emulator.runtime.names import claim, release
 from emulator.runtime.resources import docker_limits, gpu_request, usable_gpus
 from emulator.runtime.session import Session
@@ -534,6 +534,10 @@ class Endpoint:
             timeout_s=timeout_s,
             **headers,
         )
+
+    def listeners(self) -> list[Listener] | None:
+        """The TCP sockets the container listens on (None: they cannot be read, e.g. an image without ``cat``)."""
+        return listening_sockets(self._container) if self._container is not None else None
 
     def ping(self) -> int:
         """``GET /ping``'s status code."""

@@ -107,7 +107,12 @@ class ReadinessWatch:
         return NotReady(
             "other-port",
             f"nothing listens on port {self.port}; the container listens on port {', '.join(map(str, others))}",
-            f"listen on 0.0.0.0:{self.port}: SageMaker sends /ping and /invocations to port {self.port} only",
+            f"listen on 0.0.0.0:{self.port}: SageMaker sends /ping and /invocations to port {self.port} only"
+            + (
+                f" (the image is labelled accept-bind-to-port=true: listen on SAGEMAKER_BIND_TO_PORT, here {self.port})"
+                if self.port != SERVING_PORT
+                else ""
+            ),
         )
 
     def ping(self, now: float, status: int | None, *, seconds: float = 0.0) -> NotReady | None:

@@ -9,7 +9,6 @@ import pytest
 
 from emulator.config import EmulatorConfig
 from emulator.constants import SAFE_PORT_RANGE, SERVING_PORT
-from emulator.runtime.inspect import listening_sockets
 from emulator.serving import Endpoint
 
 pytestmark = pytest.mark.docker
@@ -25,6 +24,5 @@ def test_a_labelled_image_serves_on_the_chosen_port_with_extra_ports_in_the_safe
         assert answer["port"] == ep.container_port
         assert answer["env"]["SAGEMAKER_BIND_TO_PORT"] == str(ep.container_port)
         assert answer["env"]["SAGEMAKER_SAFE_PORT_RANGE"] == f"{SAFE_PORT_RANGE[0]}-{SAFE_PORT_RANGE[1]}"
-        assert ep._container is not None
-        ports = {s.port for s in listening_sockets(ep._container) or []}
+        ports = {s.port for s in ep.listeners() or []}
         assert ports == {ep.container_port, SAFE_PORT_RANGE[0]}, ports

@@ -61,6 +61,7 @@ CHECK_IDS = [
     "test_t13_fastfile_read_only",
     "test_t14_pipe_mode_fifos",
     "test_t18_checkpoints_resumed",
+    "test_s29_bind_to_port_honoured",
 ]
 SUITE_TIMEOUT_S = 900
 
