@@ -169,8 +169,8 @@ def assert_fails_with_fix(run: SuiteRun, check_id: str) -> None:
 
 
 def _passed_or_unclaimed(name: str, outcome: Outcome) -> bool:
-    """Passed, or a check of CLAIMED_FOR_TEETH skipped because the sample does not claim its capability."""
-    unclaimed = name in CLAIMED_FOR_TEETH and outcome.status == "skipped" and "does not claim" in outcome.message
+    """Passed, or skipped because the sample does not claim the capability (a config claim, or s29's image label)."""
+    unclaimed = outcome.status == "skipped" and "does not claim" in outcome.message
     return outcome.status == "passed" or unclaimed
 
 
@@ -210,63 +210,17 @@ def test_broken_image_dir_is_one_small_patch(check_id: str) -> None:
 @pytest.mark.parametrize("check_id", build.check_ids())
 @pytest.mark.docker
 @pytest.mark.slow
-def test_broken_image_fails_its_check(check_id: str, one_check_runs: dict[str, Future[SuiteRun]]) -> None:
-    run = one_check_runs[check_id].result()
+def test_broken_image_fails_its_check(check_id: str, suite_runs: SuiteRuns) -> None:
+    run = suite_runs.result(("one", check_id))
     assert set(run.outcomes) == {check_id}, f"-k {check_id} selected {sorted(run.outcomes)}.\n{run.explain()}"
     assert_fails_with_fix(run, check_id)
-
-
-#: How many of the one-check suite runs go at once: each mostly waits (a container's start, Python's imports in
-#: it), so two side by side take little more than one on 2 cores.
-ONE_CHECK_PARALLEL = 2
-
-
-@pytest.fixture(scope="session")
-def one_check_runs(
-    sample_image: str,
-    tmp_path_factory: pytest.TempPathFactory,
-    emulator_pids: set[int],
-    request: pytest.FixtureRequest,
-) -> Iterator[dict[str, Future[SuiteRun]]]:
-    """The selected broken images' one-check runs (``pytest --image IMAGE -k <check>``), all started at once, two
-    at a time."""
-    selected = [
-        item.callspec.params["check_id"]
-        for item in request.session.items
-        if item.name.startswith("test_broken_image_fails_its_check[") and hasattr(item, "callspec")
-    ]
-
-    def one(check_id: str) -> SuiteRun:
-        work = tmp_path_factory.mktemp(check_id)
-        image = _broken(check_id, sample_image)
-        claim = CLAIMED_FOR_TEETH.get(check_id)
-        config = (
-            ["--contract-config", str(_sample_config(work, "claims.yaml", "capabilities", claim, True))]
-            if claim
-            else []
-        )
-        return run_suite(image, work, emulator_pids, *config, "-k", check_id)
-
-    # Builds first, one by one (each is a second): two builds of one tag must not race.
-    for check_id in selected:
-        _broken(check_id, sample_image)
-    with ThreadPoolExecutor(max_workers=ONE_CHECK_PARALLEL, thread_name_prefix="teeth") as pool:
-        runs = {check_id: pool.submit(one, check_id) for check_id in selected}
-        try:
-            yield runs
-        finally:
-            for future in runs.values():
-                future.cancel()
 
 
 @pytest.mark.parametrize("check_id", ISOLATED)
 @pytest.mark.docker
 @pytest.mark.slow
-def test_broken_image_fails_only_its_check(
-    check_id: str, sample_image: str, tmp_path: Path, emulator_pids: set[int]
-) -> None:
-    image = _broken(check_id, sample_image)
-    run = run_suite(image, tmp_path, emulator_pids)
+def test_broken_image_fails_only_its_check(check_id: str, suite_runs: SuiteRuns) -> None:
+    run = suite_runs.result(("whole", check_id))
     assert_fails_with_fix(run, check_id)
     others = {n: o.status for n, o in run.outcomes.items() if n != check_id and not _passed_or_unclaimed(n, o)}
     assert not others, f"breaking only {check_id} also made other checks not pass: {others}.\n{run.explain()}"
@@ -275,8 +229,8 @@ def test_broken_image_fails_only_its_check(
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_sample_image_passes_every_check(sample_image: str, tmp_path: Path, emulator_pids: set[int]) -> None:
-    run = run_suite(sample_image, tmp_path, emulator_pids)
+def test_sample_image_passes_every_check(suite_runs: SuiteRuns) -> None:
+    run = suite_runs.result(("whole", "sample"))
     not_passed = {
         n: f"{o.status}: {o.message.strip()[:500]}" for n, o in run.outcomes.items() if not _passed_or_unclaimed(n, o)
     }
@@ -310,25 +264,105 @@ def _cascade_config(work: Path) -> Path:
     return _sample_config(work, "cascade-config.yaml", "training", "max_runtime_s", CASCADE_MAX_RUNTIME_S)
 
 
+# -- the suite runs of the selected tests, started together, SUITE_RUNS_PARALLEL at a time -------------------------
+#: Each suite run mostly waits (a container's start, Python's imports in it): two side by side take little more
+#: wall time than one on 2 cores, and the 60-odd runs of this file about half.
+SUITE_RUNS_PARALLEL = 2
+#: Test name prefix -> the kind of suite run it needs (its parameter names the image).
+_KINDS = {
+    "test_broken_image_fails_its_check[": "one",
+    "test_broken_image_fails_only_its_check[": "whole",
+    "test_one_root_cause_one_failure[": "cascade",
+}
+
+
+class SuiteRuns:
+    """The suite runs the selected tests need, each run once in a background pool; tests take their result."""
+
+    def __init__(self, sample_image: str, factory: pytest.TempPathFactory, pids: set[int]) -> None:
+        self.sample_image = sample_image
+        self.factory = factory
+        self.pids = pids
+        self.pool = ThreadPoolExecutor(max_workers=SUITE_RUNS_PARALLEL, thread_name_prefix="teeth")
+        self.futures: dict[tuple[str, str], Future[SuiteRun]] = {}
+
+    def build(self, key: tuple[str, str]) -> str:
+        """The image of ``key`` (built now if needed; builds happen in the test thread, one at a time)."""
+        kind, name = key
+        if name == "sample":
+            return self.sample_image
+        if kind == "cascade":
+            try:
+                return str(build.build_cascade_image(name, self.sample_image))
+            except build.ImageBuildError as exc:
+                pytest.fail(f"cannot build the cascade image {name}: {exc}")
+        return _broken(name, self.sample_image)
+
+    def start(self, key: tuple[str, str]) -> None:
+        if key not in self.futures:
+            image = self.build(key)
+            self.futures[key] = self.pool.submit(self._run, key, image)
+
+    def result(self, key: tuple[str, str]) -> SuiteRun:
+        self.start(key)
+        return self.futures[key].result()
+
+    def _run(self, key: tuple[str, str], image: str) -> SuiteRun:
+        kind, name = key
+        work = self.factory.mktemp(f"{kind}-{name}")
+        if kind == "one":
+            claim = CLAIMED_FOR_TEETH.get(name)
+            config = (
+                ["--contract-config", str(_sample_config(work, "claims.yaml", "capabilities", claim, True))]
+                if claim
+                else []
+            )
+            return run_suite(image, work, self.pids, *config, "-k", name)
+        if kind == "cascade":
+            # The part of the suite that needs the broken job: training checks, or (ids naming `serve`, and
+            # s-owners) serving and batch checks with t02 and t04.
+            serving = build.owner(name).startswith("s") or "serve" in name
+            select = SERVING_CASCADE if serving else TRAINING_CASCADE
+            config_path = str(_cascade_config(work))
+            return run_suite(image, work, self.pids, "--contract-config", config_path, "-k", select)
+        return run_suite(image, work, self.pids)
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def suite_runs(
+    sample_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    emulator_pids: set[int],
+    request: pytest.FixtureRequest,
+) -> Iterator[SuiteRuns]:
+    """Every suite run the selected tests of this file need, started at once in test order."""
+    runs = SuiteRuns(sample_image, tmp_path_factory, emulator_pids)
+    try:
+        for item in request.session.items:
+            param = getattr(item, "callspec", None)
+            kind = next((k for prefix, k in _KINDS.items() if item.name.startswith(prefix)), None)
+            if kind is not None and param is not None:
+                runs.start((kind, str(next(iter(param.params.values())))))
+            elif item.name == "test_sample_image_passes_every_check":
+                runs.start(("whole", "sample"))
+        yield runs
+    finally:
+        runs.close()
+
+
 @pytest.mark.parametrize("cascade_id", build.cascade_ids())
 @pytest.mark.docker
 @pytest.mark.slow
-def test_one_root_cause_one_failure(
-    cascade_id: str, sample_image: str, tmp_path: Path, emulator_pids: set[int]
-) -> None:
+def test_one_root_cause_one_failure(cascade_id: str, suite_runs: SuiteRuns) -> None:
     """A broken image the checks' own broken images do not cover: exactly one check fails, the one that owns the
     root cause, with that rule's fix; every check that needed the job is skipped as blocked by it."""
-    try:
-        image = build.build_cascade_image(cascade_id, sample_image)
-    except build.ImageBuildError as exc:
-        pytest.fail(f"cannot build the cascade image {cascade_id}: {exc}")
     owner = build.owner(cascade_id)
-    # The part of the suite that needs the broken job: training checks, or (ids naming `serve`, and s-owners)
-    # serving and batch checks with t02 and t04.
-    serving = owner.startswith("s") or "serve" in cascade_id
-    select = SERVING_CASCADE if serving else TRAINING_CASCADE
-    config = _cascade_config(tmp_path)
-    run = run_suite(image, tmp_path, emulator_pids, "--contract-config", str(config), "-k", select)
+    run = suite_runs.result(("cascade", cascade_id))
     failed = {n: o for n, o in run.outcomes.items() if o.status in ("failed", "error")}
     [name] = [n for n in run.outcomes if n.startswith(f"test_{owner}_")] or [f"test_{owner}_?"]
     assert set(failed) == {name}, (
