@@ -77,13 +77,18 @@ def build_broken_image(check_id: str, sample_image: str = SAMPLE_IMAGE) -> str:
     directory = HERE / check_id
     if not (directory / "Dockerfile").is_file():
         raise ValueError(f"no broken image for {check_id!r}: add {directory}/Dockerfile")
+    return _build_on_sample(directory, image_name(check_id), sample_image)
+
+
+def _build_on_sample(directory: Path, tag: str, sample_image: str) -> str:
+    """Build ``directory`` (FROM ${SAMPLE_IMAGE}) as ``tag``, rebuilt only when it or the sample image changed."""
     sample_id = _images.image_id(sample_image)
     if sample_id is None:
         raise ImageBuildError(f"sample image {sample_image!r} not found; build it first (ensure_sample_image())")
     return str(
         _images.build_image(
             directory,
-            image_name(check_id),
+            tag,
             HASH_LABEL,
             _images.dir_hash(directory, extra=sample_id),
             build_args={"SAMPLE_IMAGE": sample_image},
@@ -120,19 +125,7 @@ def build_cascade_image(cascade_id: str, sample_image: str = SAMPLE_IMAGE) -> st
     directory = CASCADE_DIR / cascade_id
     if not (directory / "Dockerfile").is_file():
         raise ValueError(f"no cascade image {cascade_id!r}: add {directory}/Dockerfile")
-    sample_id = _images.image_id(sample_image)
-    if sample_id is None:
-        raise ImageBuildError(f"sample image {sample_image!r} not found; build it first (ensure_sample_image())")
-    return str(
-        _images.build_image(
-            directory,
-            f"{CASCADE_PREFIX}/{cascade_id}:latest",
-            HASH_LABEL,
-            _images.dir_hash(directory, extra=sample_id),
-            build_args={"SAMPLE_IMAGE": sample_image},
-            options=["--pull=false"],
-        )
-    )
+    return _build_on_sample(directory, f"{CASCADE_PREFIX}/{cascade_id}:latest", sample_image)
 
 
 if __name__ == "__main__":
