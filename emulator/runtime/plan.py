@@ -33,6 +33,9 @@ class DataInput:
     record_io: bool = False
     #: AugmentedManifestFile's AttributeNames, in order.
     attributes: tuple[str, ...] = ()
+    #: The hosts (indexes into :attr:`JobPlan.hosts`) that get it, sharded among themselves; None: every host
+    #: (a training channel's InstanceGroupNames reach only the hosts of those groups).
+    hosts: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -175,25 +175,26 @@ class PlanRunner:
         self._input_bytes = 0
         self._feeds = [[] for _ in range(n)]
         for i, item in enumerate(plan.inputs):
+            targets = list(range(n)) if item.hosts is None else list(item.hosts)
             if item.mode == "Pipe":
-                epochs = stage_pipe(item, work / f"input-{i}", self.session.s3, n)
-                for h in range(n):
-                    self._feeds[h].append((item.container_path, epochs[h]))
+                epochs = stage_pipe(item, work / f"input-{i}", self.session.s3, len(targets))
+                for k, h in enumerate(targets):
+                    self._feeds[h].append((item.container_path, epochs[k]))
                 continue
             per_host = stage_data(
                 item.uri,
                 item.container_path,
                 work / f"input-{i}",
                 self.session.s3,
-                n,
+                len(targets),
                 what=item.what,
                 data_type=item.data_type,
                 sharded=item.sharded,
                 gunzip=item.gunzip,
                 dir_read_only=item.mode == "FastFile",
             )
-            for h in range(n):
-                mounts[h] += [Mount(target, source, read_only=True) for source, target in per_host[h]]
+            for k, h in enumerate(targets):
+                mounts[h] += [Mount(target, source, read_only=True) for source, target in per_host[k]]
             self._input_bytes += sum(_tree_size(Path(source), WHOLE_ARCHIVE_MAX_BYTES) for source, _ in per_host[0])
         return [self._host_spec(h, mounts[h], seeded, work) for h in range(n)]
 
