@@ -41,6 +41,18 @@ LABEL_ACCEPT_BIND_TO_PORT = "com.amazonaws.sagemaker.capabilities.accept-bind-to
 BIND_TO_PORT_RANGE = (9000, 9099)
 #: SAGEMAKER_SAFE_PORT_RANGE as the emulator sets it (inclusive; the bind port is outside it).
 SAFE_PORT_RANGE = (9100, 9199)
+#: Multi-model endpoints (CreateModel Mode MultiModel): the image must carry this label set to "true" ...
+LABEL_MULTI_MODELS = "com.amazonaws.sagemaker.capabilities.multi-models"
+#: ... the container gets SAGEMAKER_MULTI_MODEL=true, each TargetModel is extracted under MODELS_DIR/<name>/model
+#: (read-only) before ``POST /models`` loads it, and ``POST /models/<name>/invoke`` serves it.
+MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
+MODELS_DIR = "/opt/ml/models"
+MODELS_PATH = "/models"
+#: The emulator's memory bound for a multi-model endpoint (the platform's is the instance's memory, undocumented):
+#: at most this many models loaded in one container; loading one more unloads the least recently used first. A
+#: container that answers 507 (out of memory) to a load also makes the emulator unload the least recently used one
+#: and retry; with nothing left to unload the 507 reaches the client as a ModelError.
+MME_MAX_LOADED_MODELS = 16
 PING_PATH = "/ping"
 INVOCATIONS_PATH = "/invocations"
 EXECUTION_PARAMETERS_PATH = "/execution-parameters"
