@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -113,19 +114,59 @@ Feeds = list[tuple[str, Callable[[], Iterable[bytes]]]]
 
 
 def stage_pipe(item: DataInput, work: Path, s3: S3, hosts: int) -> list[Callable[[], Iterable[bytes]]]:
-    """For each host, what one epoch of a Pipe channel streams; the data is staged under ``work`` first."""
+    """For each host, what one epoch of a Pipe channel streams (called once per epoch); the data is staged under
+    ``work`` first. With ShuffleConfig (``item.shuffle_seed``) see :class:`ShuffledEpochs`."""
+    # Shuffled and sharded, an object may go to any host in a later epoch: every host's epochs draw on one copy.
+    across = item.shuffle_seed is not None and item.sharded and hosts > 1
+    staged, sharded = (1, False) if across else (hosts, item.sharded)
     if item.data_type == "AugmentedManifestFile":
         per_host = stage_augmented_manifest(
-            item.uri, work, s3, hosts, item.attributes, what=item.what, sharded=item.sharded
+            item.uri, work, s3, staged, item.attributes, what=item.what, sharded=sharded
         )
-        gunzip = False  # each record is an attribute's value or a whole referenced object, as stored
+        gunzip, size = False, len(item.attributes)  # each record as stored; a line's records stay together
     else:
         mounts = stage_data(
-            item.uri, item.container_path, work, s3, hosts, what=item.what, data_type=item.data_type,
-            sharded=item.sharded,
+            item.uri, item.container_path, work, s3, staged, what=item.what, data_type=item.data_type,
+            sharded=sharded,
         )  # fmt: skip
-        per_host, gunzip = staged_files(mounts), item.gunzip
-    return [functools.partial(epoch_stream, files, gunzip=gunzip, record_io=item.record_io) for files in per_host]
+        per_host, gunzip, size = staged_files(mounts), item.gunzip, 1
+    if item.shuffle_seed is None:
+        return [functools.partial(epoch_stream, files, gunzip=gunzip, record_io=item.record_io) for files in per_host]
+    units = [[tuple(files[i : i + size]) for i in range(0, len(files), size)] for files in per_host]
+    if across:
+        return [ShuffledEpochs(units[0], item.shuffle_seed, gunzip, item.record_io, h, hosts) for h in range(hosts)]
+    return [ShuffledEpochs(u, item.shuffle_seed, gunzip, item.record_io) for u in units]
+
+
+class ShuffledEpochs:
+    """The epochs of a Pipe channel with ShuffleConfig on one host: each call is the next epoch, its units (an
+    object, or the records of one augmented manifest line) in an order drawn from the Seed and the epoch number,
+    so every run of the job streams the same sequence; with ``hosts`` > 1 (ShardedByS3Key) this host's share
+    (every ``hosts``-th unit from ``host``) of the epoch's order, dealt out anew each epoch."""
+
+    def __init__(
+        self,
+        units: Sequence[tuple[Path, ...]],
+        seed: int,
+        gunzip: bool,
+        record_io: bool,
+        host: int = 0,
+        hosts: int = 1,
+    ) -> None:
+        self._units, self._seed, self._gunzip, self._record_io = list(units), seed, gunzip, record_io
+        self._host, self._hosts = host, hosts
+        self.epoch = 0
+
+    def order(self, epoch: int) -> list[tuple[Path, ...]]:
+        """This host's units of ``epoch``, in the order they stream."""
+        units = list(self._units)
+        random.Random(f"{self._seed}:{epoch}").shuffle(units)
+        return units[self._host :: self._hosts]
+
+    def __call__(self) -> Iterable[bytes]:
+        files = [path for unit in self.order(self.epoch) for path in unit]
+        self.epoch += 1
+        return epoch_stream(files, gunzip=self._gunzip, record_io=self._record_io)
 
 
 @contextlib.contextmanager

@@ -36,6 +36,9 @@ class DataInput:
     #: The hosts (indexes into :attr:`JobPlan.hosts`) that get it, sharded among themselves; None: every host
     #: (a training channel's InstanceGroupNames reach only the hosts of those groups).
     hosts: tuple[int, ...] | None = None
+    #: ShuffleConfig.Seed (Pipe mode): every epoch streams the objects in an order drawn from it and the epoch;
+    #: sharded, each epoch's order is dealt out among the hosts anew (data moves across hosts between epochs).
+    shuffle_seed: int | None = None
 
 
 @dataclass(frozen=True)
