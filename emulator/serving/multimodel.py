@@ -30,7 +30,7 @@ import threading
 import urllib.parse
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Self, Unpack
 
@@ -88,12 +88,16 @@ class ModelStager:
         prefix: ModelDataUrl: an s3:// prefix or a local directory of model .tar.gz files.
         staging: the host directory mounted at /opt/ml/models.
         s3: the S3 client for an s3:// prefix.
+        on_staged: called with a model's name once it is staged (a remote engine copies it into the container).
     """
 
-    def __init__(self, prefix: str, staging: Path, s3: S3 | None = None) -> None:
+    def __init__(
+        self, prefix: str, staging: Path, s3: S3 | None = None, on_staged: Callable[[str], None] | None = None
+    ) -> None:
         self.prefix = prefix
         self.staging = staging
         self._s3 = s3
+        self._on_staged = on_staged
 
     def location(self, target_model: str) -> str:
         """The object (s3:// URI or local path) a TargetModel names under the prefix.
@@ -136,6 +140,8 @@ class ModelStager:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         tmp.rename(self.staging / name)  # whole or not at all: a container never sees a half-extracted model
+        if self._on_staged is not None:
+            self._on_staged(name)
         return url
 
     def remove(self, name: str) -> None:
@@ -395,7 +401,7 @@ class MultiModelEndpoint(Endpoint):
         super()._start()
         assert self._staging is not None
         s3 = self.session.s3 if is_s3(self.model_prefix) else None
-        stager = ModelStager(self.model_prefix, self._staging, s3)
+        stager = ModelStager(self.model_prefix, self._staging, s3, on_staged=self._show_staged)
         self._cache = ModelCache(self.invoker, stager, max_loaded=self.max_loaded_models, keep=self.model_cache)
 
     def _prepare_model(self) -> Path:
@@ -404,6 +410,12 @@ class MultiModelEndpoint(Endpoint):
         self._staging = self._work / "models"
         self._staging.mkdir()
         return model_dir
+
+    def _show_staged(self, name: str) -> None:
+        """An engine that cannot see the staging dir (a remote one) gets the new model copied into its volume."""
+        refresh = getattr(self.session.docker, "refresh_mount", None)
+        if refresh is not None:
+            refresh(self.container_id, MODELS_DIR, name)
 
     def _extra_mounts(self) -> list[Mount]:
         assert self._staging is not None
