@@ -568,3 +568,59 @@ def test_train_checkpoints_and_a_restart_resumes_from_the_checkpoint(
 
 def test_train_without_checkpoint_config_writes_no_checkpoint(trained: Path) -> None:
     assert not (trained / "checkpoints").exists()
+
+
+# --------------------------------------------------------------------------- serve: multi-model mode
+
+
+def test_multi_model_api(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    single = csv_post(serve.create_app(trained / "model").test_client(), GOOD_ROWS)  # the single-model answer
+    monkeypatch.setenv("SAGEMAKER_MULTI_MODEL", "true")
+    monkeypatch.setattr(serve, "memory_nearly_full", lambda: False)
+    assert serve.default_workers() == 1
+    client = serve.create_app("/nonexistent").test_client()
+    assert client.get("/ping").status_code == 200  # nothing to load at start
+    url = str(trained / "model")
+    assert client.get("/models").get_json() == {"models": []}
+    assert client.post("/models", json={"model_name": "a", "url": url}).status_code == 200
+    assert client.post("/models", json={"model_name": "a", "url": url}).status_code == 409
+    assert client.get("/models").get_json() == {"models": [{"modelName": "a", "modelUrl": url}]}
+    assert client.get("/models/a").get_json() == {"modelName": "a", "modelUrl": url}
+    assert client.get("/models/b").status_code == 404
+    response = client.post("/models/a/invoke", data=GOOD_ROWS, content_type="text/csv")
+    assert response.status_code == 200, response.data
+    assert response.get_data(as_text=True) == single.get_data(as_text=True)
+    assert client.post("/models/b/invoke", data=GOOD_ROWS, content_type="text/csv").status_code == 404
+    assert client.delete("/models/a").status_code == 200
+    assert client.delete("/models/a").status_code == 404
+    assert client.post("/models/a/invoke", data=GOOD_ROWS, content_type="text/csv").status_code == 404
+
+
+def test_multi_model_load_errors(trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGEMAKER_MULTI_MODEL", "true")
+    client = serve.create_app("/nonexistent").test_client()
+    assert client.post("/models", json={"model_name": "x", "url": str(tmp_path)}).status_code == 400
+    assert client.post("/models", json={"url": str(tmp_path)}).status_code == 400
+    monkeypatch.setattr(serve, "memory_nearly_full", lambda: True)
+    response = client.post("/models", json={"model_name": "a", "url": str(trained / "model")})
+    assert response.status_code == 507
+    assert client.get("/models").get_json() == {"models": []}
+
+
+def test_memory_nearly_full_reads_the_cgroup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {"/sys/fs/cgroup/memory.current": "950\n", "/sys/fs/cgroup/memory.max": "1000\n"}
+    real_read_text = Path.read_text
+
+    def read_text(self: Path, *args: Any, **kwargs: Any) -> str:
+        if str(self) in files:
+            return files[str(self)]
+        if str(self).startswith("/sys/fs/cgroup"):
+            raise FileNotFoundError(str(self))
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    assert serve.memory_nearly_full()
+    files["/sys/fs/cgroup/memory.current"] = "100\n"
+    assert not serve.memory_nearly_full()
+    files["/sys/fs/cgroup/memory.max"] = "max\n"
+    assert not serve.memory_nearly_full()

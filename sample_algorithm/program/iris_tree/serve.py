@@ -10,6 +10,14 @@ gunicorn (sync workers) serves a Flask app on ``0.0.0.0:8080``:
   text/csv, 400 for malformed rows, 413 over 6 MiB;
 - ``GET /execution-parameters``: batch transform settings.
 
+With ``SAGEMAKER_MULTI_MODEL=true`` (a multi-model endpoint; the image carries the label
+``com.amazonaws.sagemaker.capabilities.multi-models=true``) nothing is loaded at start and ``/ping`` answers 200;
+the models come and go through the multi-model API, in one worker (the loaded models live in its memory):
+``POST /models`` ``{"model_name", "url"}`` loads the model ``train`` wrote into ``url`` (409 if loaded, 507 when the
+container's memory is nearly used up, 400 if it cannot be loaded), ``GET /models``, ``GET /models/<name>`` (404
+unknown), ``DELETE /models/<name>`` (404 unknown) and ``POST /models/<name>/invoke`` (as ``/invocations``; 404
+unknown).
+
 Settings from the environment: ``SAGEMAKER_BIND_TO_PORT`` (8080), ``SAGEMAKER_MODEL_SERVER_WORKERS``
 (number of CPUs), ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (60 s). On SIGTERM gunicorn finishes the
 requests in flight (at most 10 s) and exits 0. The model directory is only read.
@@ -38,6 +46,8 @@ GRACEFUL_TIMEOUT = 10
 MAX_PAYLOAD_MB = 6
 MAX_PAYLOAD_BYTES = MAX_PAYLOAD_MB * 1024 * 1024  # 6291456: a body of exactly this size is accepted
 CSV = "text/csv"
+#: A multi-model container refuses a load with 507 above this share of its memory limit.
+MEMORY_HIGH_WATER = 0.9
 
 log = logging.getLogger("iris_tree.serve")
 
@@ -68,6 +78,53 @@ class ModelState:
             return True
 
 
+class ModelStore:
+    """The models of a multi-model endpoint: name -> (url, model), loaded and unloaded through /models."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, tuple[str, LoadedModel]] = {}
+        self._lock = threading.Lock()
+
+    def load(self, name: str, url: str) -> tuple[int, str]:
+        with self._lock:
+            if name in self.models:
+                return 409, f"model {name} is loaded already"
+            if memory_nearly_full():
+                return 507, f"not enough memory to load model {name}: unload another model first"
+            try:
+                self.models[name] = (url, load_model(Path(url)))
+            except AlgorithmError as exc:
+                return 400, f"cannot load model {name} from {url}: {exc}"
+        log.info("loaded model %s from %s (%d loaded)", name, url, len(self.models))
+        return 200, f"model {name} loaded"
+
+    def unload(self, name: str) -> bool:
+        with self._lock:
+            return self.models.pop(name, None) is not None
+
+
+def memory_nearly_full(fraction: float = MEMORY_HIGH_WATER) -> bool:
+    """Whether the container uses more than ``fraction`` of its cgroup memory limit (False when it has none)."""
+    for usage_file, limit_file in (
+        ("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.max"),  # cgroup v2
+        ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.limit_in_bytes"),  # v1
+    ):
+        try:
+            usage = int(Path(usage_file).read_text().strip())
+            limit_text = Path(limit_file).read_text().strip()
+        except (OSError, ValueError):
+            continue
+        if limit_text == "max" or int(limit_text) >= 2**60:
+            return False
+        return usage > fraction * int(limit_text)
+    return False
+
+
+def multi_model() -> bool:
+    """Whether SageMaker runs this container as a multi-model endpoint."""
+    return os.environ.get("SAGEMAKER_MULTI_MODEL", "").strip().lower() == "true"
+
+
 def _text(message: str, status: int) -> Response:
     return Response(message.rstrip("\n") + "\n", status=status, mimetype="text/plain")
 
@@ -85,12 +142,18 @@ def create_app(model_dir: str | Path = DEFAULT_MODEL_DIR, *, load: bool = True, 
     app.config["MAX_CONTENT_LENGTH"] = MAX_PAYLOAD_BYTES
     state = ModelState(model_dir)
     app.extensions["iris_tree"] = state
+    store = ModelStore()
+    app.extensions["iris_tree_models"] = store
     max_concurrent = workers if workers is not None else default_workers()
+    mme = multi_model()
+    load = load and not mme  # a multi-model container loads through POST /models
     if load:
         state.load()
 
     @app.get("/ping")
     def ping() -> Response:
+        if mme:
+            return Response("", status=200)
         if state.model is None:
             return _text(f"model not loaded: {state.error}", 503)
         return Response("", status=200)
@@ -107,6 +170,42 @@ def create_app(model_dir: str | Path = DEFAULT_MODEL_DIR, *, load: bool = True, 
 
     @app.post("/invocations")
     def invocations() -> Response:
+        return predict(state.model, state.error)
+
+    @app.post("/models")
+    def load_model_route() -> Response:
+        spec = request.get_json(silent=True)
+        if not isinstance(spec, dict) or not isinstance(spec.get("model_name"), str) or not spec.get("url"):
+            return _text('send JSON {"model_name": "<name>", "url": "<model directory>"}', 400)
+        status, message = store.load(spec["model_name"], str(spec["url"]))
+        return _text(message, status)
+
+    @app.get("/models")
+    def list_models() -> Response:
+        return jsonify({"models": [{"modelName": n, "modelUrl": u} for n, (u, _) in sorted(store.models.items())]})
+
+    @app.get("/models/<name>")
+    def get_model(name: str) -> Response:
+        found = store.models.get(name)
+        if found is None:
+            return _text(f"model {name} is not loaded", 404)
+        return jsonify({"modelName": name, "modelUrl": found[0]})
+
+    @app.delete("/models/<name>")
+    def unload_model(name: str) -> Response:
+        if not store.unload(name):
+            return _text(f"model {name} is not loaded", 404)
+        log.info("unloaded model %s", name)
+        return _text(f"model {name} unloaded", 200)
+
+    @app.post("/models/<name>/invoke")
+    def invoke_model(name: str) -> Response:
+        found = store.models.get(name)
+        if found is None:
+            return _text(f"model {name} is not loaded", 404)
+        return predict(found[1], None)
+
+    def predict(model: LoadedModel | None, error: str | None) -> Response:
         content_type = request.headers.get("Content-Type", "").strip()
         if content_type and request.mimetype != CSV:
             return _text(f"unsupported Content-Type {content_type!r}: send {CSV}", 415)
@@ -117,9 +216,8 @@ def create_app(model_dir: str | Path = DEFAULT_MODEL_DIR, *, load: bool = True, 
             return _text(f"unsupported charset {charset!r}: send utf-8", 415)
         if not _accepts_csv():
             return _text(f"cannot answer with Accept {request.headers.get('Accept')!r}: this model returns {CSV}", 406)
-        model = state.model
         if model is None:
-            return _text(f"model not loaded: {state.error}", 503)
+            return _text(f"model not loaded: {error}", 503)
         body = request.get_data(cache=False)
         if not body.strip():
             return _text(f"empty request body: send CSV rows of 4 numeric features ({CSV}, no header needed)", 400)
@@ -153,6 +251,8 @@ def create_app(model_dir: str | Path = DEFAULT_MODEL_DIR, *, load: bool = True, 
 
 
 def default_workers() -> int:
+    if multi_model():
+        return 1  # the loaded models live in the worker's memory: one worker sees every load
     return _env_int("SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1, minimum=1)
 
 
