@@ -41,10 +41,15 @@ class CloudWatchLogs:
         return lambda host, line: self.put(group, f"{job}/{host}-{epoch}", line)
 
     def endpoint_sink(self, endpoint: str, variant: str) -> LogSink:
-        """A sink for an endpoint's container."""
+        """A sink for a variant's containers: ``<variant>/i-<id>`` for one container; an instance of several
+        (emulator.serving.instances) or an inference pipeline's container reports its own ``<endpoint>/i-<id>[/<name>]``
+        source, which becomes ``<variant>/i-<id>[/<name>]``."""
         group = f"/aws/sagemaker/Endpoints/{endpoint}"
         stream = f"{variant}/i-{int(time.time()):x}"
-        return lambda _source, line: self.put(group, stream, line)
+        own = endpoint + "/"
+        return lambda source, line: self.put(
+            group, f"{variant}/{source.removeprefix(own)}" if source.startswith(own) else stream, line
+        )
 
     def events(
         self, group: str, prefix: str = "", after: Mapping[str, int] | None = None

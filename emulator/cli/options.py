@@ -20,7 +20,7 @@ from emulator import errors
 from emulator.config import EmulatorConfig
 
 if TYPE_CHECKING:
-    from emulator.serving import Endpoint
+    from emulator.serving import Endpoint, ModelInstances
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -169,9 +169,10 @@ def model_source(value: str | None) -> Any:
     return value
 
 
-def endpoint_from_flags(args: argparse.Namespace, config: EmulatorConfig, **kwargs: Any) -> Endpoint:
-    """The (not yet started) Endpoint that the model flags describe; ``kwargs`` go to the Endpoint."""
-    from emulator.serving import Endpoint
+def endpoint_from_flags(args: argparse.Namespace, config: EmulatorConfig, **kwargs: Any) -> Endpoint | ModelInstances:
+    """The (not yet started) Endpoint that the model flags describe (ModelInstances for a --model-spec with several
+    Containers: an inference pipeline); ``kwargs`` go to the Endpoint."""
+    from emulator.serving import Endpoint, serving_endpoint
     from emulator.spec import load_spec
 
     common: dict[str, Any] = {"config": config, "log_sink": log_sink(args), **kwargs}
@@ -179,7 +180,7 @@ def endpoint_from_flags(args: argparse.Namespace, config: EmulatorConfig, **kwar
         common["instance_type"] = args.instance_type
     if args.model_spec:
         overrides = {"environment": dict(args.env)} if args.env else {}
-        return Endpoint.from_model(load_spec(args.model_spec), **overrides, **common)
+        return serving_endpoint(load_spec(args.model_spec), **overrides, **common)
     if not args.image:
         raise errors.InvalidSpec("no serving image: pass --image IMAGE (with --model-data) or --model-spec FILE")
     return Endpoint(args.image, model_data=model_source(args.model_data), environment=dict(args.env), **common)

@@ -2,6 +2,7 @@
 
 from emulator.runtime.container import StopResult
 from emulator.serving.endpoint import Endpoint
+from emulator.serving.instances import ModelInstances, serving_endpoint
 from emulator.serving.invocations import find_endpoint_url, invoke_endpoint
 from emulator.serving.models import ModelDefinition, ModelSource, create_model, delete_model, get_model
 from emulator.serving.variants import VariantEndpoint
@@ -9,6 +10,7 @@ from emulator.serving.variants import VariantEndpoint
 __all__ = [
     "Endpoint",
     "ModelDefinition",
+    "ModelInstances",
     "ModelSource",
     "StopResult",
     "VariantEndpoint",
@@ -17,4 +19,5 @@ __all__ = [
     "find_endpoint_url",
     "get_model",
     "invoke_endpoint",
+    "serving_endpoint",
 ]

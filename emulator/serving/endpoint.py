@@ -19,7 +19,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, Unpack
@@ -38,7 +38,14 @@ from emulator.constants import (
     SAFE_PORT_RANGE,
     SERVING_PORT,
 )
-from emulator.errors import ContainerFailed, DockerUnavailable, EmulatorError, EndpointNotReady, InvalidSpec
+from emulator.errors import (
+    ContainerFailed,
+    DockerUnavailable,
+    EmulatorError,
+    EndpointNotReady,
+    InvalidSpec,
+    ValidationError,
+)
 from emulator.runtime import session as _session
 from emulator.runtime.cluster import start_failure
 from emulator.runtime.container import Container, LogSink, StopResult, default_log_sink
@@ -53,6 +60,7 @@ from emulator.serving.invocations import (
     Body,
     InvokeHeaders,
     Invoker,
+    not_multi_model,
 )
 from emulator.serving.models import (
     ModelDefinition,
@@ -103,7 +111,14 @@ class Endpoint:
         unique_name: refuse to start while another endpoint of this name lives (in this process, or a running
             container of any process), as CreateEndpoint does ("already exists"). ``serve`` sets it; the API server
             checks names itself, and its UpdateEndpoint runs the new container beside the old one under one name.
+        model_download_timeout_s: ModelDataDownloadTimeoutInSeconds: the model's download and extraction must end
+            within it, else the start fails (:func:`model_download_failure`); None: no bound.
+        log_source: the name the container's log lines are reported under (default: the endpoint name; an
+            instance or a pipeline container of :mod:`emulator.serving.instances` has its own).
     """
+
+    #: Whether this class serves Mode MultiModel (emulator.serving.multimodel.MultiModelEndpoint does).
+    multi_model = False
 
     def __init__(
         self,
@@ -127,6 +142,8 @@ class Endpoint:
         kind: str = "endpoint",
         unique_name: bool = False,
         fail_fast: bool = False,
+        model_download_timeout_s: float | None = None,
+        log_source: str | None = None,
     ) -> None:
         self.session, self._owns_session = Session.of(session, config, docker, s3)
         self.config = self.session.config
@@ -149,6 +166,9 @@ class Endpoint:
         self._kind = kind
         self._unique_name = unique_name
         self._fail_fast = fail_fast
+        self.model_download_timeout_s = model_download_timeout_s
+        #: The name its log lines are reported under.
+        self.log_source = log_source or self.name
         self._sink = log_sink or (default_log_sink if self.config.stream_logs else _discard)
         self._container: Container | None = None
         self._invoker: Invoker | None = None
@@ -180,13 +200,17 @@ class Endpoint:
     ) -> Endpoint:
         """An endpoint for a CreateModel request and (optionally) one ProductionVariant of CreateEndpointConfig.
 
-        The variant's InstanceType, VariantName and ContainerStartupHealthCheckTimeoutInSeconds (60-3600) are
-        used; keyword arguments override them.
+        The variant's InstanceType, VariantName, ContainerStartupHealthCheckTimeoutInSeconds and
+        ModelDataDownloadTimeoutInSeconds (60-3600 each) are used; keyword arguments override them.
 
         Raises:
             InvalidSpec: the model or the variant does not fit the API.
         """
         m = model if isinstance(model, ModelDefinition) else ModelDefinition.from_request(model)
+        if m.multi_model and not cls.multi_model:
+            from emulator.serving.multimodel import MultiModelEndpoint  # a subclass: imported when asked for
+
+            return MultiModelEndpoint.from_model(m, production_variant=production_variant, **kwargs)
         v = {"VariantName": DEFAULT_VARIANT, "ModelName": m.name, **(production_variant or {})}
         validate("CreateEndpointConfig", {"EndpointConfigName": "local", "ProductionVariants": [v]})
         if int(v.get("InitialInstanceCount", 1)) > 1:
@@ -205,6 +229,8 @@ class Endpoint:
         }
         if v.get("ContainerStartupHealthCheckTimeoutInSeconds"):
             options["startup_timeout_s"] = float(v["ContainerStartupHealthCheckTimeoutInSeconds"])
+        if v.get("ModelDataDownloadTimeoutInSeconds"):
+            options["model_download_timeout_s"] = float(v["ModelDataDownloadTimeoutInSeconds"])
         options.update(kwargs)
         return cls(m.image, **options)
 
@@ -288,7 +314,8 @@ class Endpoint:
             command=["serve"],
             environment={**gpu_env, **self.environment, **port_env},
             # A fresh volume over /opt/ml hides files an image bakes there, as on the platform.
-            mounts=[Mount(OPT_ML), Mount(MODEL_DIR, str(model_dir), read_only=True)],
+            mounts=[Mount(OPT_ML), Mount(MODEL_DIR, str(model_dir), read_only=True), *self._extra_mounts()],
+            labels=self._extra_labels(),
             hostname=self._hostname,
             publish_port=self.container_port,
             nano_cpus=nano_cpus,
@@ -307,7 +334,7 @@ class Endpoint:
             spec,
             kind=self._kind,
             job=self.name,
-            source=self.name,
+            source=self.log_source,
             log_sink=self._sink,
             keep=self.config.keep_containers,
         )
@@ -345,13 +372,15 @@ class Endpoint:
         return f"{self._kind}:endpoint"
 
     def _refuse_running_namesake(self, docker: DockerSeam) -> None:
-        """Names are unique while an endpoint lives, as on the platform: another process's endpoint counts too."""
-        for c in docker.list_managed(f"{LABEL_JOB}={self.name}"):
-            if c.kind == "container" and c.labels.get(LABEL_KIND) == self._kind and c.state in _LIVE_STATES:
-                raise InvalidSpec(
-                    f"endpoint {self.name!r} already exists (container {c.name} serves it, {c.state}); pick another "
-                    "name (--name) or stop that endpoint first"
-                )
+        refuse_running_namesake(docker, self.name, self._kind)
+
+    def _extra_mounts(self) -> list[Mount]:
+        """Mounts beyond /opt/ml and /opt/ml/model (a multi-model endpoint's models dir)."""
+        return []
+
+    def _extra_labels(self) -> dict[str, str]:
+        """Container labels beyond the session's (a multi-model endpoint's, for ``invoke`` from another process)."""
+        return {}
 
     def _watch_exit(self) -> None:
         container = self._container
@@ -363,8 +392,16 @@ class Endpoint:
 
     def _prepare_model(self) -> Path:
         self._work = make_work_dir("model", self.config.work_dir)
+        if self.model_download_timeout_s is None:
+            return self._fetch_model(self._work)
+        return bounded_download(
+            self._fetch_model, self._work, self.model_download_timeout_s, self.variant_name, self._closing
+        )
+
+    def _fetch_model(self, work: Path) -> Path:
+        """The model's download (S3) and extraction into ``work``: the model dir to mount."""
         source, prefix = model_location(self._model_data)
-        dest = self._work / "model"
+        dest = work / "model"
         if source is None:
             dest.mkdir()
             return dest
@@ -525,6 +562,8 @@ class Endpoint:
                 ``invocation_timeout_s`` (``original_status_code`` 0).
             EndpointNotReady: the container has exited.
         """
+        if headers.get("target_model") is not None:
+            raise ValidationError(not_multi_model(self.name))
         return self.invoker.invoke(
             body,
             endpoint_name=self.name,
@@ -658,6 +697,70 @@ class Endpoint:
                 raise failure
             logger.warning("endpoint %s: %s (left to the exit sweep)", self.name, failure)
         return True
+
+
+def refuse_running_namesake(docker: DockerSeam, name: str, kind: str = "endpoint") -> None:
+    """Names are unique while an endpoint lives, as on the platform: another process's endpoint counts too.
+
+    Raises:
+        InvalidSpec: a live container of ``kind`` serves an endpoint called ``name``.
+    """
+    for c in docker.list_managed(f"{LABEL_JOB}={name}"):
+        if c.kind == "container" and c.labels.get(LABEL_KIND) == kind and c.state in _LIVE_STATES:
+            raise InvalidSpec(
+                f"endpoint {name!r} already exists (container {c.name} serves it, {c.state}); pick another "
+                "name (--name) or stop that endpoint first"
+            )
+
+
+def model_download_failure(variant: str, timeout_s: float) -> str:
+    """The emulator's FailureReason for a model that did not arrive within ModelDataDownloadTimeoutInSeconds."""
+    return (
+        f"The model data for production variant {variant} was not downloaded and extracted within "
+        f"ModelDataDownloadTimeoutInSeconds ({timeout_s:g} s); raise ModelDataDownloadTimeoutInSeconds "
+        "(60-3600) or serve a smaller model"
+    )
+
+
+def bounded_download(
+    fetch: Callable[[Path], Path], work: Path, timeout_s: float, variant: str, closing: threading.Event
+) -> Path:
+    """``fetch(work)`` in a worker thread, given at most ``timeout_s`` (ModelDataDownloadTimeoutInSeconds).
+
+    A fetch that outlives its bound is abandoned: its thread ends on its own and removes ``work`` when it does.
+
+    Raises:
+        EndpointNotReady: the bound passed (:func:`model_download_failure`) or the endpoint was stopped meanwhile.
+        Whatever ``fetch`` raised, when it ended in time.
+    """
+    outcome: list[Path | BaseException] = []
+    done = threading.Event()
+    abandoned = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(fetch(work))
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            done.set()
+            if abandoned.is_set():
+                shutil.rmtree(work, ignore_errors=True)
+
+    threading.Thread(target=run, name=f"model-download-{variant}"[:60], daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while not done.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+        if closing.is_set() or time.monotonic() >= deadline:
+            abandoned.set()
+            if done.is_set():  # it ended meanwhile: its thread may have missed the flag
+                shutil.rmtree(work, ignore_errors=True)
+            if closing.is_set():
+                raise EndpointNotReady(f"the endpoint was stopped while the model of variant {variant} downloaded")
+            raise EndpointNotReady(model_download_failure(variant, timeout_s))
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def serving_port(labels: Mapping[str, str], rng: random.Random | None = None) -> tuple[int, dict[str, str]]:

@@ -38,7 +38,7 @@ from emulator.constants import (
     SERVING_PORT,
 )
 from emulator.errors import EmulatorError, InvalidSpec, ModelError, ValidationError
-from emulator.runtime.docker import DockerClient, DockerSeam
+from emulator.runtime.docker import DockerClient, DockerSeam, Managed
 from emulator.spec import operation_model, validate
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,13 @@ TIMEOUT_MESSAGE = (
     "for each container in Amazon CloudWatch, resolve the issue, and try again."
 )
 DEFAULT_VARIANT = "AllTraffic"
+
+
+def not_multi_model(endpoint: str) -> str:
+    """The platform's ValidationError message for a TargetModel sent to a single-model endpoint."""
+    return f"Endpoint {endpoint} is not a multi-model endpoint and does not support target model header."
+
+
 USER_AGENT = "sagemaker-emulator"
 #: Responses up to this size stay in memory; bigger ones (batch transform) spool to a temp file.
 _SPOOL_BYTES = 8 * 1024 * 1024
@@ -109,6 +116,8 @@ class RawResponse:
     body: IO[bytes]
     size: int
     elapsed_s: float
+    #: The container that answered, as the platform's messages name it: primary, or a pipeline container's name.
+    source: str = "primary"
 
     @property
     def content_type(self) -> str | None:
@@ -136,12 +145,13 @@ class RawResponse:
         self.body.close()
 
 
-def model_error(status: int, original: str, hint: str) -> ModelError:
-    """A ModelError worded like the platform's: ``Received client error (400) from primary with message "..."``."""
+def model_error(status: int, original: str, hint: str, source: str = "primary") -> ModelError:
+    """A ModelError worded like the platform's: ``Received client error (400) from primary with message "..."``
+    (``source``: the container that answered, e.g. an inference pipeline's second container)."""
     kind = "server" if status >= 500 or status == 0 else "client"
     shown = original if len(original) <= _MAX_MESSAGE_CHARS else original[:_MAX_MESSAGE_CHARS] + "..."
     return ModelError(
-        f'Received {kind} error ({status}) from primary with message "{shown}". {hint}',
+        f'Received {kind} error ({status}) from {source} with message "{shown}". {hint}',
         original_status_code=status,
         original_message=original,
     )
@@ -157,6 +167,7 @@ class Invoker:
         max_connections: connections kept open for reuse (batch transform's MaxConcurrentTransforms).
         hint: appended to error messages (where to find the container's logs).
         on_unreachable: called when a connection fails; it may raise a better error (the container exited).
+        source: the container's name in error messages (``primary``; an inference pipeline names each container).
     """
 
     def __init__(
@@ -168,8 +179,10 @@ class Invoker:
         max_connections: int = 10,
         hint: str = "",
         on_unreachable: Callable[[], None] | None = None,
+        source: str = "primary",
     ) -> None:
         self.url = url.rstrip("/")
+        self.source = source
         self.variant = variant
         self.timeout_s = timeout_s
         self.hint = hint or f"See the logs of the container behind {self.url} for more information."
@@ -196,6 +209,20 @@ class Invoker:
         with self._session.get(self.url + path, timeout=timeout_s, allow_redirects=False) as r:
             return r.status_code, r.content
 
+    def call(
+        self, method: str, path: str, *, json_body: Any = None, timeout_s: float | None = None
+    ) -> tuple[int, bytes]:
+        """One request with an optional JSON body (a multi-model container's /models API): (status, body).
+
+        Raises:
+            requests.RequestException: no answer (the connection failed or ``timeout_s`` passed).
+        """
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        with self._session.request(
+            method, self.url + path, json=json_body, timeout=(min(timeout, _CONNECT_TIMEOUT_S), timeout)
+        ) as r:
+            return r.status_code, r.content
+
     # -- POST /invocations --------------------------------------------------------------------------------
     def post(
         self,
@@ -204,8 +231,9 @@ class Invoker:
         *,
         timeout_s: float | None = None,
         max_response_bytes: int | None = None,
+        path: str = INVOCATIONS_PATH,
     ) -> RawResponse:
-        """Send one ``POST /invocations`` and read the whole answer, whatever its status.
+        """Send one ``POST /invocations`` (or ``path``) and read the whole answer, whatever its status.
 
         An iterable body is sent with ``Transfer-Encoding: chunked``.
 
@@ -218,7 +246,7 @@ class Invoker:
         start = time.monotonic()
         try:
             r = self._session.post(
-                self.url + INVOCATIONS_PATH,
+                self.url + path,
                 data=body,
                 headers=dict(headers),
                 stream=True,
@@ -231,7 +259,7 @@ class Invoker:
             raise self._unreachable(exc) from None
         with r:
             spool, size = self._read_body(r, start, timeout, max_response_bytes)
-        return RawResponse(r.status_code, r.headers, spool, size, time.monotonic() - start)
+        return RawResponse(r.status_code, r.headers, spool, size, time.monotonic() - start, self.source)
 
     def _read_body(
         self, r: requests.Response, start: float, timeout: float, limit: int | None
@@ -254,7 +282,7 @@ class Invoker:
             if time.monotonic() - start >= timeout:
                 raise self._timeout_error(timeout) from None
             raise ModelError(
-                f"Received server error ({r.status_code}) from primary and could not load the entire "
+                f"Received server error ({r.status_code}) from {self.source} and could not load the entire "
                 f"response body. {self.hint}",
                 original_status_code=r.status_code,
                 original_message="",
@@ -267,7 +295,8 @@ class Invoker:
 
     def _timeout_error(self, timeout: float) -> ModelError:
         logger.debug("no answer from %s within %ss", self.url, timeout)
-        return model_error(0, TIMEOUT_MESSAGE, f"The emulator waited {timeout:g}s. {self.hint}")
+        message = TIMEOUT_MESSAGE.replace("container primary", f"container {self.source}")
+        return model_error(0, message, f"The emulator waited {timeout:g}s. {self.hint}", self.source)
 
     def _unreachable(self, exc: requests.ConnectionError) -> ModelError:
         if self._on_unreachable is not None:
@@ -290,9 +319,12 @@ class Invoker:
         accept: str | None = None,
         custom_attributes: str | None = None,
         timeout_s: float | None = None,
+        path: str = INVOCATIONS_PATH,
         **headers: Unpack[InvokeHeaders],
     ) -> dict[str, Any]:
         """Like sagemaker-runtime InvokeEndpoint; returns its response shape with ``Body`` as bytes.
+
+        ``path`` is where the request goes in the container (a multi-model one: ``/models/<name>/invoke``).
 
         Raises:
             ValidationError: the request is invalid (a body over 6 MiB, a header over its limit) or the
@@ -312,10 +344,10 @@ class Invoker:
             raise ValidationError(f"unknown InvokeEndpoint argument(s) {sorted(unknown)}; use {sorted(_HEADER_ARGS)}")
         params.update({_HEADER_ARGS[k]: v for k, v in headers.items()})
         headers_out = _request_headers(params)
-        raw = self.post(data, headers_out, timeout_s=timeout_s, max_response_bytes=MAX_PAYLOAD_BYTES)
+        raw = self.post(data, headers_out, timeout_s=timeout_s, max_response_bytes=MAX_PAYLOAD_BYTES, path=path)
         try:
             if not 200 <= raw.status < 300:
-                raise model_error(raw.status, raw.preview(MAX_PAYLOAD_BYTES), self.hint)
+                raise model_error(raw.status, raw.preview(MAX_PAYLOAD_BYTES), self.hint, raw.source)
             return self._response(raw)
         finally:
             raw.close()
@@ -337,12 +369,21 @@ def find_endpoint_url(name: str, docker: DockerSeam) -> str:
     Raises:
         EmulatorError: no running endpoint of that name.
     """
+    return find_endpoint(name, docker)[1]
+
+
+def find_endpoint(name: str, docker: DockerSeam) -> tuple[Managed, str]:
+    """The running endpoint container started (by any process) under ``name``, and its URL.
+
+    Raises:
+        EmulatorError: no running endpoint of that name.
+    """
     for c in docker.list_managed(f"{LABEL_JOB}={name}"):
         if c.kind == "container" and c.labels.get(LABEL_KIND) == "endpoint" and c.state == "running":
             # 8080, or the one port published for an image that accepts SAGEMAKER_BIND_TO_PORT
             port = c.ports.get(SERVING_PORT) or next(iter(c.ports.values()), None)
             if port:
-                return f"http://127.0.0.1:{port}"
+                return c, f"http://127.0.0.1:{port}"
     raise EmulatorError(
         f"no running endpoint named {name!r}; start one with 'sagemaker-emulator serve --name {name} "
         "...' or pass its URL"
@@ -367,10 +408,17 @@ def invoke_endpoint(
         ValidationError, ModelError: as :meth:`Endpoint.invoke`.
         EmulatorError: no running endpoint of that name.
     """
+    container = None
     if endpoint.startswith(("http://", "https://")):
         url, name = endpoint, "local"
+        if headers.get("target_model") is not None:
+            raise ValidationError(
+                "TargetModel needs the multi-model endpoint's name, not its URL (the emulator stages the model for "
+                "the container it finds by name); pass the name"
+            )
     else:
-        url, name = find_endpoint_url(endpoint, docker or DockerClient(config)), endpoint
+        container, url = find_endpoint(endpoint, docker or DockerClient(config))
+        name = endpoint
     invoker = Invoker(
         url,
         timeout_s=timeout_s,
@@ -378,6 +426,22 @@ def invoke_endpoint(
         hint=f"See the logs of endpoint {name}'s container (docker logs) for more information.",
     )
     try:
+        if container is not None:
+            from emulator.serving import multimodel  # imports this module
+
+            if multimodel.is_multi_model(container):
+                return multimodel.invoke_running(
+                    container,
+                    invoker,
+                    body,
+                    config=config,
+                    content_type=content_type,
+                    accept=accept,
+                    custom_attributes=custom_attributes,
+                    **headers,
+                )
+            if headers.get("target_model") is not None:
+                raise ValidationError(not_multi_model(name))
         return invoker.invoke(
             body,
             endpoint_name=name,

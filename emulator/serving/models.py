@@ -1,16 +1,18 @@
 """CreateModel for the emulator: what a model request says about the one container it runs, and a registry.
 
 ``ModelDefinition.from_request`` validates a CreateModel request with botocore's model and refuses what cannot
-run locally (inference pipelines, multi-model mode, model packages); :func:`create_model` remembers models in
+run locally (model packages); a model of several Containers (an inference pipeline, or Direct multi-container)
+keeps each container's own definition in ``containers``. :func:`create_model` remembers models in
 this process so that a transform job can name them. :mod:`emulator.serving` re-exports all of it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,15 @@ class ModelDefinition:
     environment: Mapping[str, str] = field(default_factory=dict)
     network_isolation: bool = False
     hostname: str | None = None
+    #: Mode MultiModel: ModelDataUrl is a prefix of model .tar.gz files, loaded per TargetModel (serving.multimodel).
+    multi_model: bool = False
+    #: MultiModelConfig.ModelCacheSetting Enabled (keep loaded models) or Disabled (unload after each invocation).
+    model_cache: bool = True
+    #: A multi-container model (CreateModel.Containers, 2-15): each container's own definition, in calling order
+    #: (the fields above are the first one's); empty for a one-container model (see serving.instances).
+    containers: tuple[ModelDefinition, ...] = ()
+    #: InferenceExecutionConfig.Mode of a multi-container model: Serial (an inference pipeline) or Direct.
+    execution_mode: str = "Serial"
 
     @classmethod
     def from_request(cls, request: Mapping[str, Any] | str | Path) -> ModelDefinition:
@@ -44,7 +55,7 @@ class ModelDefinition:
 
         Raises:
             InvalidSpec: the request does not fit CreateModel, or asks for what the emulator cannot run
-                (inference pipelines, multi-model mode, model packages).
+                (model packages).
         """
         req = load_spec(request)
         req.setdefault("ModelName", _session.job_name("model"))
@@ -53,10 +64,14 @@ class ModelDefinition:
         if not containers:
             raise InvalidSpec("CreateModel: PrimaryContainer is missing; give PrimaryContainer.Image (what to serve)")
         if len(containers) > 1:
-            raise InvalidSpec("CreateModel.Containers: inference pipelines are not emulated; give one container")
+            return _multi_container(req, containers)
         c = containers[0]
-        if c.get("Mode") == "MultiModel":
-            raise InvalidSpec("PrimaryContainer.Mode: MultiModel endpoints are not emulated; use SingleModel")
+        multi_model = c.get("Mode") == "MultiModel"
+        if multi_model and not c.get("ModelDataUrl"):
+            raise InvalidSpec(
+                "PrimaryContainer.ModelDataUrl: a MultiModel container needs the S3 prefix (or local directory) that "
+                "holds its model .tar.gz files; give ModelDataUrl"
+            )
         if not c.get("Image"):
             raise InvalidSpec("PrimaryContainer.Image: missing; model packages cannot run locally, name the image")
         env = dict(c.get("Environment") or {})
@@ -69,7 +84,34 @@ class ModelDefinition:
             environment=env,
             network_isolation=bool(req.get("EnableNetworkIsolation")),
             hostname=c.get("ContainerHostname"),
+            multi_model=multi_model,
+            model_cache=(c.get("MultiModelConfig") or {}).get("ModelCacheSetting", "Enabled") != "Disabled",
         )
+
+
+def _multi_container(req: Mapping[str, Any], containers: Sequence[Mapping[str, Any]]) -> ModelDefinition:
+    """A model of several containers: each checked as a PrimaryContainer would be, then as a whole."""
+    parts: list[ModelDefinition] = []
+    for i, c in enumerate(containers):
+        one = {"ModelName": req["ModelName"], "PrimaryContainer": c}
+        if "EnableNetworkIsolation" in req:
+            one["EnableNetworkIsolation"] = req["EnableNetworkIsolation"]
+        try:
+            parts.append(ModelDefinition.from_request(one))
+        except InvalidSpec as exc:
+            raise InvalidSpec(str(exc).replace("PrimaryContainer", f"Containers[{i}]")) from None
+    mode = str((req.get("InferenceExecutionConfig") or {}).get("Mode", "Serial"))
+    names = [p.hostname for p in parts if p.hostname]
+    if mode == "Direct" and len(names) < len(parts):
+        raise InvalidSpec(
+            "CreateModel.Containers: InferenceExecutionConfig Mode Direct needs a ContainerHostname on every "
+            "container (InvokeEndpoint's TargetContainerHostname names one); add them"
+        )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidSpec(f"CreateModel.Containers: ContainerHostname {twice[0]!r} is used twice; make them unique")
+    _check_env_size(sum(_env_bytes(p.environment) for p in parts), "CreateModel.Containers' Environment")
+    return dataclasses.replace(parts[0], containers=tuple(parts), execution_mode=mode)
 
 
 _models: dict[str, ModelDefinition] = {}
@@ -155,7 +197,14 @@ def check_env(env: Mapping[str, Any], where: str) -> None:
         raise InvalidSpec(
             f"{where}: {names[0]!r} is not a variable name (letters, digits, '_'; not starting with a digit); rename it"
         )
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+    _check_env_size(_env_bytes(env), where)
+
+
+def _env_bytes(env: Mapping[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+
+
+def _check_env_size(size: int, where: str) -> None:
     if size > _MAX_ENV_BYTES:
         raise InvalidSpec(
             f"{where}: {size} bytes of environment, over CreateModel's 32 KB; pass less (e.g. a file "

@@ -3,7 +3,8 @@
 ``with VariantEndpoint.from_config(models, variants) as ep: ep.invoke(b"1,2", content_type="text/csv")``
 
 Each ProductionVariant of a CreateEndpointConfig request becomes its own :class:`~emulator.serving.Endpoint` (one
-container, whatever InitialInstanceCount says). InvokeEndpoint goes to the variant named by ``target_variant``
+container), or :class:`~emulator.serving.instances.ModelInstances` for an inference pipeline or an
+InitialInstanceCount above 1. InvokeEndpoint goes to the variant named by ``target_variant``
 (TargetVariant), else to one drawn at random with the variants' weights (InitialVariantWeight, later
 UpdateEndpointWeightsAndCapacities' DesiredWeight); a weight of 0 takes no traffic unless targeted. The answer's
 InvokedProductionVariant names the variant that served it.
@@ -22,6 +23,7 @@ from emulator.errors import DockerUnavailable, InvalidSpec, ValidationError
 from emulator.runtime import session as _session
 from emulator.runtime.container import LogSink, StopResult
 from emulator.serving.endpoint import Endpoint
+from emulator.serving.instances import ModelInstances, first_cause, serving_endpoint, start_together
 from emulator.serving.invocations import DEFAULT_VARIANT, Body, InvokeHeaders
 
 logger = logging.getLogger(__name__)
@@ -40,14 +42,14 @@ class VariantEndpoint:
     def __init__(
         self,
         name: str,
-        variants: Sequence[tuple[Mapping[str, Any], Endpoint]],
+        variants: Sequence[tuple[Mapping[str, Any], Endpoint | ModelInstances]],
         *,
         rng: random.Random | None = None,
     ) -> None:
         if not variants:
             raise InvalidSpec("an endpoint needs at least one production variant")
         self.name = name
-        self.endpoints: dict[str, Endpoint] = {}
+        self.endpoints: dict[str, Endpoint | ModelInstances] = {}
         self._weights: dict[str, float] = {}
         self._counts: dict[str, int] = {}
         for variant, endpoint in variants:
@@ -80,14 +82,14 @@ class VariantEndpoint:
             InvalidSpec: a variant names a model that is not in ``models``, or the variants do not fit the API.
         """
         name = name or _session.job_name("endpoint")
-        pairs: list[tuple[Mapping[str, Any], Endpoint]] = []
+        pairs: list[tuple[Mapping[str, Any], Endpoint | ModelInstances]] = []
         for variant in production_variants:
             model = models.get(str(variant.get("ModelName")))
             if model is None:
                 raise InvalidSpec(f"production variant {variant.get('VariantName')!r} names an unknown model")
             sink = log_sink_for(str(variant.get("VariantName", DEFAULT_VARIANT))) if log_sink_for else None
             extra = {"log_sink": sink} if sink is not None else {}
-            endpoint = Endpoint.from_model(model, production_variant=variant, name=name, **extra, **kwargs)
+            endpoint = serving_endpoint(model, production_variant=variant, name=name, **extra, **kwargs)
             pairs.append((variant, endpoint))
         return cls(name, pairs, rng=rng)
 
@@ -107,32 +109,10 @@ class VariantEndpoint:
             EndpointNotReady, ContainerFailed, DockerUnavailable: the error of the variant that failed (a note names
                 the variant); every variant's container is removed.
         """
-        errors: dict[str, BaseException] = {}
-
-        def start_one(vname: str, endpoint: Endpoint) -> None:
-            try:
-                endpoint.start()
-            except BaseException as exc:
-                errors[vname] = exc
-                for other in self.endpoints.values():  # the endpoint fails as a whole: end the others' waits
-                    if other is not endpoint:
-                        other.stop(grace_s=0)
-
-        if len(self.endpoints) == 1:
-            ((vname, endpoint),) = self.endpoints.items()
-            start_one(vname, endpoint)
-        else:
-            threads = [
-                threading.Thread(target=start_one, args=item, name=f"variant-{item[0]}"[:60], daemon=True)
-                for item in self.endpoints.items()
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+        errors = start_together(list(self.endpoints.items()))
         if errors:
             self._close_quietly()
-            vname, first = _first_cause(errors, list(self.endpoints))
+            vname, first = first_cause(errors, list(self.endpoints))
             if len(self.endpoints) > 1:
                 first.add_note(f"production variant {vname} failed; every variant of endpoint {self.name} is removed")
             raise first
@@ -261,13 +241,3 @@ def _check_weights(weights: Mapping[str, float], error: type[Exception] = Invali
             "at least one production variant needs a weight above 0 (InitialVariantWeight / DesiredWeight); "
             "all are 0, so no request could be routed"
         )
-
-
-def _first_cause(errors: Mapping[str, BaseException], order: Sequence[str]) -> tuple[str, BaseException]:
-    """The error that ended the start: a variant's own failure before a start another variant's failure stopped."""
-    stopped = "was stopped"
-    for vname in order:
-        if vname in errors and stopped not in str(errors[vname]):
-            return vname, errors[vname]
-    vname = next(v for v in order if v in errors)
-    return vname, errors[vname]

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as _wait_futures
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from emulator.runtime.names import UniqueNameJob
 from emulator.runtime.preflight import temporary_s3_message
 from emulator.runtime.session import Session
 from emulator.serving import Endpoint, ModelDefinition, ModelSource, get_model
+from emulator.serving.instances import ModelInstances
 from emulator.serving.invocations import RawResponse, model_error
 from emulator.spec import load_spec, validate
 from emulator.storage.locations import check_output, check_readable
@@ -181,7 +182,7 @@ class TransformJob(UniqueNameJob, BackgroundJob):
         self.files: list[FileResult] = []
         self.settings: BatchSettings | None = None
         #: The serving container while the job runs, and whether it passed /ping (guarded by the lock).
-        self._endpoint: Endpoint | None = None
+        self._endpoint: Endpoint | ModelInstances | None = None
         self._ready = False
         self._update(**self._base_describe())
 
@@ -206,6 +207,11 @@ class TransformJob(UniqueNameJob, BackgroundJob):
                 "%s: InstanceCount %s: the emulator runs one instance, which gets every input object",
                 self.name,
                 req["TransformResources"]["InstanceCount"],
+            )
+        if self.model.containers and self.model.execution_mode != "Serial":
+            raise InvalidSpec(
+                f"model {self.model.name}: InferenceExecutionConfig Mode {self.model.execution_mode} serves one "
+                "container per request (TargetContainerHostname); batch transform runs a Serial pipeline only"
             )
         for key in ("DataCaptureConfig", "ExperimentConfig"):
             if req.get(key):
@@ -295,7 +301,7 @@ class TransformJob(UniqueNameJob, BackgroundJob):
         # Endpoint.stop waits out the grace period: never block the caller (a second Ctrl-C must reach run()).
         threading.Thread(target=self._stop_endpoint, args=(ep, grace_s), name=f"stop-{self.name}"[:60]).start()
 
-    def _stop_endpoint(self, ep: Endpoint, grace_s: float | None) -> None:
+    def _stop_endpoint(self, ep: Endpoint | ModelInstances, grace_s: float | None) -> None:
         try:
             ep.stop(grace_s)
         except Exception:  # the job's thread removes the container whatever happens here
@@ -311,20 +317,28 @@ class TransformJob(UniqueNameJob, BackgroundJob):
     def _s3(self) -> S3:
         return self._session.s3
 
-    def _new_endpoint(self) -> Endpoint:
-        env = {**self.model.environment, **(self.request.get("Environment") or {}), **self._batch_env()}
+    def _new_endpoint(self) -> Endpoint | ModelInstances:
+        """The model's container, or an inference pipeline's containers (each batch goes through the chain); the
+        job's Environment and the batch variables reach every container."""
+        extra = {**(self.request.get("Environment") or {}), **self._batch_env()}
+        common: dict[str, Any] = {
+            "instance_type": self.request["TransformResources"]["InstanceType"],
+            "name": self.name,
+            "max_connections": 100,
+            "session": self._session,  # one Docker client and one S3 for inputs, outputs and the model
+            "log_sink": self._sink,
+            "kind": "transform",
+        }
+        if self.model.containers:
+            parts = tuple(replace(c, environment={**c.environment, **extra}) for c in self.model.containers)
+            return ModelInstances(replace(self.model, containers=parts), instance_count=1, **common)
         return Endpoint(
             self.model.image,
             model_data=self.model.model_data,
-            environment=env,
-            instance_type=self.request["TransformResources"]["InstanceType"],
+            environment={**self.model.environment, **extra},
             network_isolation=self.model.network_isolation,
             hostname=self.model.hostname,
-            name=self.name,
-            max_connections=100,
-            session=self._session,  # one Docker client and one S3 for inputs, outputs and the model
-            log_sink=self._sink,
-            kind="transform",
+            **common,
         )
 
     def _batch_env(self) -> dict[str, str]:
@@ -393,7 +407,7 @@ class TransformJob(UniqueNameJob, BackgroundJob):
 class _Runner:
     """Sends every input object's batches through a bounded window of concurrent requests, in order."""
 
-    def __init__(self, job: TransformJob, ep: Endpoint, work: Path) -> None:
+    def __init__(self, job: TransformJob, ep: Endpoint | ModelInstances, work: Path) -> None:
         assert job.settings is not None
         self.job, self.ep, self.work, self.s = job, ep, work, job.settings
         req = job.request
@@ -520,7 +534,7 @@ class _Runner:
             else:
                 if 200 <= raw.status < 300:
                     return raw
-                error = model_error(raw.status, raw.preview(), invoker.hint)
+                error = model_error(raw.status, raw.preview(), invoker.hint, raw.source)
                 raw.close()
                 if last or not (raw.status == 429 or raw.status >= 500):
                     raise error

@@ -57,7 +57,8 @@ def test_custom_attributes_come_back_only_when_the_container_sets_them(docker: F
 
 def test_only_the_given_invoke_endpoint_headers_reach_the_container(docker: FakeDocker) -> None:
     with endpoint(docker) as ep:
-        ep.invoke(
+        # the Invoker itself: Endpoint.invoke refuses TargetModel on a single-model endpoint, as the platform does
+        ep.invoker.invoke(
             b"x", content_type="text/csv", target_model="m.tar.gz", inference_id="abc", target_variant="AllTraffic"
         )
         ep.invoke(b"y")
@@ -324,7 +325,15 @@ def test_from_model_uses_create_model_and_the_production_variant(docker: FakeDoc
 @pytest.mark.parametrize(
     ("request_", "match"),
     [
-        ({"ModelName": "m", "Containers": [{"Image": "a"}, {"Image": "b"}]}, "inference pipelines"),
+        (
+            {
+                "ModelName": "m",
+                "Containers": [{"Image": "a"}, {"Image": "b"}],
+                "InferenceExecutionConfig": {"Mode": "Direct"},
+            },
+            "Direct needs a ContainerHostname on every container",
+        ),
+        ({"ModelName": "m", "Containers": [{"Image": "a"}, {}]}, r"give Containers\[1\].Image"),
         ({"ModelName": "m", "PrimaryContainer": {"Image": "a", "Mode": "MultiModel"}}, "MultiModel"),
         ({"ModelName": "m", "PrimaryContainer": {"Image": "a", "Environment": {"K": 1}}}, "expected a string"),
         ({"ModelName": "m"}, "PrimaryContainer is missing"),
