@@ -12,6 +12,7 @@ The commands are the modules in :data:`COMMANDS`, plus those other installed pac
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -21,7 +22,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from emulator import errors
-from emulator.cli import api_server, cleanup, invoke, pipeline, process, s3_server, serve, train, transform, tune
 from emulator.cli.options import EPILOG
 from emulator.config import EmulatorConfig
 
@@ -33,19 +33,26 @@ COMMANDS_GROUP = "sagemaker_emulator.commands"
 
 AddCommand = Callable[["SubParsers"], None]
 
-#: The built-in commands, in the order ``--help`` lists them.
-COMMANDS: tuple[AddCommand, ...] = (
-    train.add_command,
-    tune.add_command,
-    serve.add_command,
-    invoke.add_command,
-    transform.add_command,
-    process.add_command,
-    pipeline.add_command,
-    cleanup.add_command,
-    s3_server.add_command,
-    api_server.add_command,
-)
+#: The built-in commands, in the order ``--help`` lists them: name -> the module whose ``add_command`` adds it.
+#: A command line naming one imports only that module (each command's imports stay out of the others' start).
+COMMANDS: dict[str, str] = {
+    "train": "emulator.cli.train",
+    "tune": "emulator.cli.tune",
+    "serve": "emulator.cli.serve",
+    "invoke": "emulator.cli.invoke",
+    "transform": "emulator.cli.transform",
+    "process": "emulator.cli.process",
+    "pipeline": "emulator.cli.pipeline",
+    "cleanup": "emulator.cli.cleanup",
+    "s3-server": "emulator.cli.s3_server",
+    "api-server": "emulator.cli.api_server",
+}
+
+
+def built_in(name: str) -> AddCommand:
+    """The ``add_command`` of the built-in command ``name``."""
+    add: AddCommand = importlib.import_module(COMMANDS[name]).add_command
+    return add
 
 
 def entry_points(group: str) -> Any:
@@ -69,9 +76,10 @@ def plugin_commands() -> list[AddCommand]:
 def build_parser(command_line: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The CLI's argument parser (exposed for docs and tests).
 
-    With ``command_line`` naming a built-in command, the plugin commands are not loaded: their imports (the
-    contract suite's: pytest) would only slow that command's start. Without it, or for anything else (``--help``,
-    a plugin's command, a typo), every command is there.
+    With ``command_line`` naming a built-in command, only that command's parser is built: no other command's
+    module and no plugin command is imported (the contract suite's imports pytest), since they would only slow
+    that command's start. Without it, or for anything else (``--help``, a plugin's command, a typo), every
+    command is there.
     """
     parser = _Parser(
         prog="python -m emulator",
@@ -85,10 +93,12 @@ def build_parser(command_line: Sequence[str] | None = None) -> argparse.Argument
     sub: SubParsers = parser.add_subparsers(  # type: ignore[assignment]
         dest="command", metavar="COMMAND", required=True
     )
-    for add in COMMANDS:
-        add(sub)
-    if command_line is not None and _named_command(command_line) in sub.choices:
+    named = _named_command(command_line) if command_line is not None else None
+    if named in COMMANDS:  # only that command's parser: its --help and errors need no other
+        built_in(named)(sub)
         return parser
+    for name in COMMANDS:
+        built_in(name)(sub)
     for add in plugin_commands():
         try:
             add(sub)

@@ -113,10 +113,15 @@ def _with_flags(req: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
 
 def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     """Run the training job; 0 when it Completed, 1 otherwise."""
-    from emulator.training import TrainingJob
+    from emulator.training.defaults import validated
 
     config = options.with_stop_grace(args, config)
-    job = TrainingJob(training_request(args), config=config, log_sink=options.log_sink(args))
+    request = training_request(args)
+    validated(request)  # a bad request is refused before the job kind, the runner and docker-py are imported
+
+    from emulator.training import TrainingJob
+
+    job = TrainingJob(request, config=config, log_sink=options.log_sink(args))
     print(
         f"training job {job.name}: starting on {job.request['ResourceConfig']['InstanceCount']} x "
         f"{job.request['ResourceConfig']['InstanceType']}",

@@ -10,8 +10,24 @@
 - :mod:`~emulator.runtime.resources`: instance types as Docker CPU and memory limits.
 """
 
-from emulator.runtime.inspect import image_tree
-from emulator.runtime.session import SESSION_ID, Session
-from emulator.runtime.sweep import Swept, sweep
+from typing import TYPE_CHECKING
+
+from emulator._lazy import exports
+
+if TYPE_CHECKING:
+    from emulator.runtime.inspect import image_tree
+    from emulator.runtime.session import SESSION_ID, Session
+    from emulator.runtime.sweep import Swept, sweep
 
 __all__ = ["SESSION_ID", "Session", "Swept", "image_tree", "sweep"]
+# Imported on first use (emulator._lazy): a job kind's plan module must not import the whole runtime.
+__getattr__ = exports(
+    __name__,
+    {
+        "SESSION_ID": "emulator.runtime.session",
+        "Session": "emulator.runtime.session",
+        "Swept": "emulator.runtime.sweep",
+        "image_tree": "emulator.runtime.inspect",
+        "sweep": "emulator.runtime.sweep",
+    },
+)

@@ -15,18 +15,17 @@ import tarfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-import docker
-import docker.errors
-import requests
-import urllib3.exceptions
-from docker.types import DeviceRequest
-from docker.types import Mount as _DockerMount
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_MANAGED
 from emulator.errors import ContainerFailed, DockerUnavailable, EmulatorError, ImageNotFound
+
+if TYPE_CHECKING:
+    import docker
+    import docker.errors
+    import requests
+    from docker.types import DeviceRequest
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +37,30 @@ _FIX_FAULT = (
 )
 
 #: What a broken connection to the engine raises, from requests (most calls) or urllib3 (streams read raw).
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    requests.exceptions.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.Timeout,
-    urllib3.exceptions.HTTPError,
-    ConnectionError,
-)
-_TAIL_ERRORS: tuple[type[BaseException], ...] = (docker.errors.APIError, *_CONNECTION_ERRORS)
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (ConnectionError,)
+_TAIL_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _import_docker() -> None:
+    """Import docker-py, requests and urllib3 (about 150 ms), once, when the first client is made.
+
+    Only a :class:`DockerClient` needs them: a command refused by validation, ``--help`` and the unit tests
+    with a fake seam never pay for them. Every use below runs after ``DockerClient.__init__`` has called this.
+    """
+    global docker, requests, _CONNECTION_ERRORS, _TAIL_ERRORS
+    import docker
+    import docker.errors
+    import requests
+    import urllib3.exceptions
+
+    _CONNECTION_ERRORS = (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+        requests.exceptions.Timeout,
+        urllib3.exceptions.HTTPError,
+        ConnectionError,
+    )
+    _TAIL_ERRORS = (docker.errors.APIError, *_CONNECTION_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,7 @@ class DockerClient:
     """
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
+        _import_docker()
         config = config or EmulatorConfig()
         self._host = config.docker_host or "the default socket (/var/run/docker.sock)"
         self._pull = config.pull_missing_images
@@ -232,10 +248,10 @@ class DockerClient:
         if spec.publish_port is not None:
             ports = {f"{spec.publish_port}/tcp": ("127.0.0.1", None)}
         mounts = [
-            _DockerMount(m.target, m.source, type="bind", read_only=m.read_only)
+            docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
             if m.source is not None
             # no_copy: an image's own files under /opt/ml must not show through, as on the platform.
-            else _DockerMount(m.target, None, type="volume", no_copy=True)
+            else docker.types.Mount(m.target, None, type="volume", no_copy=True)
             for m in spec.mounts
         ]
         host_config = self._api.create_host_config(
@@ -588,6 +604,8 @@ def device_requests(gpus: int) -> list[DeviceRequest] | None:
     """
     if not gpus:
         return None
+    from docker.types import DeviceRequest
+
     return [DeviceRequest(driver="nvidia", count=gpus, capabilities=[["gpu"]])]
 
 

@@ -15,9 +15,7 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 import threading
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
@@ -30,7 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SESSION_ID = uuid.uuid4().hex
+#: 32 random hex digits (os.urandom: uuid and secrets would add ~8 ms to every command's start).
+SESSION_ID = os.urandom(16).hex()
 _live: dict[str, tuple[Any, str]] = {}  # id -> (docker client, "container" | "network")
 _lock = threading.Lock()
 
@@ -87,7 +86,7 @@ def arn(config: EmulatorConfig, resource: str, name: str) -> str:
 
 def short_token() -> str:
     """A short random token for unique container and network names."""
-    return secrets.token_hex(3)
+    return os.urandom(3).hex()
 
 
 class Session:

@@ -25,7 +25,8 @@ from emulator.runtime.runner import PlannedJob, RunResult
 from emulator.runtime.session import Session
 from emulator.storage.s3 import S3
 from emulator.training import describe as _describe
-from emulator.training.plan import TrainingOptions, plan, with_defaults
+from emulator.training.defaults import with_defaults
+from emulator.training.plan import TrainingOptions, plan
 
 __all__ = ["TrainingJob", "with_defaults"]
 

@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from emulator import constants
-from emulator.config import DEFAULT_ROLE_ARN, EmulatorConfig
+from emulator.config import EmulatorConfig
 from emulator.errors import InvalidSpec
 from emulator.runtime import session as _session
 from emulator.runtime.docker import ContainerSpec, Mount
 from emulator.runtime.plan import DataInput, Export, HostPlan, JobPlan, Seed, Sync
 from emulator.runtime.resources import docker_limits, gpu_request
-from emulator.spec import load_spec, validate
+from emulator.spec import load_spec
 from emulator.storage.locations import absolute, join_uri
+from emulator.training.defaults import validated
 
 KIND = "training"
 
@@ -45,27 +46,6 @@ class TrainingOptions:
     extra_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
-def with_defaults(request: Mapping[str, Any]) -> dict[str, Any]:
-    """Fill what a local run can default (name, role, resources, stopping condition); the rest is the user's."""
-    req: dict[str, Any] = json.loads(json.dumps(dict(request), default=str))
-    req.setdefault("TrainingJobName", _session.job_name(_image_stem(req)))
-    req.setdefault("RoleArn", DEFAULT_ROLE_ARN)
-    algo = req.setdefault("AlgorithmSpecification", {})
-    algo.setdefault("TrainingInputMode", "File")
-    res = req.setdefault("ResourceConfig", {})
-    res.setdefault("InstanceType", constants.DEFAULT_INSTANCE_TYPE)
-    res.setdefault("InstanceCount", 1)
-    res.setdefault("VolumeSizeInGB", constants.DEFAULT_VOLUME_SIZE_GB)
-    req.setdefault("StoppingCondition", {}).setdefault("MaxRuntimeInSeconds", constants.DEFAULT_MAX_RUNTIME_S)
-    req.setdefault("OutputDataConfig", {}).setdefault("S3OutputPath", "output")
-    return req
-
-
-def _image_stem(req: Mapping[str, Any]) -> str:
-    image = str(req.get("AlgorithmSpecification", {}).get("TrainingImage", "training"))
-    return image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0] or "training"
-
-
 def plan(
     request: Mapping[str, Any] | str | Path, config: EmulatorConfig, options: TrainingOptions | None = None
 ) -> JobPlan:
@@ -75,13 +55,7 @@ def plan(
         InvalidSpec: the request does not fit CreateTrainingJob, or asks for what cannot run locally.
     """
     options = options or TrainingOptions()
-    raw = load_spec(request)
-    try:
-        req = with_defaults(raw)
-    except (AttributeError, TypeError):  # a block that is not a mapping: let the model name it
-        validate("CreateTrainingJob", raw)
-        raise InvalidSpec("invalid CreateTrainingJob request: a block is not a mapping; fix the spec") from None
-    validate("CreateTrainingJob", req)
+    req = validated(load_spec(request))
     check_supported(req)
     name: str = req["TrainingJobName"]
     count = int(req["ResourceConfig"]["InstanceCount"])

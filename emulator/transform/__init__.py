@@ -5,9 +5,14 @@
 container's /execution-parameters, ``job`` runs it all through one serving container.
 """
 
-from emulator.transform.job import FileResult, TransformJob, with_defaults
-from emulator.transform.progress import FileProgress, ProgressPrinter
-from emulator.transform.settings import BatchSettings, BatchSettingsError, resolve_settings
+from typing import TYPE_CHECKING
+
+from emulator._lazy import exports
+
+if TYPE_CHECKING:
+    from emulator.transform.job import FileResult, TransformJob, with_defaults
+    from emulator.transform.progress import FileProgress, ProgressPrinter
+    from emulator.transform.settings import BatchSettings, BatchSettingsError, resolve_settings
 
 __all__ = [
     "BatchSettings",
@@ -19,3 +24,12 @@ __all__ = [
     "resolve_settings",
     "with_defaults",
 ]
+# Imported on first use (emulator._lazy).
+__getattr__ = exports(
+    __name__,
+    {
+        **dict.fromkeys(("FileResult", "TransformJob", "with_defaults"), "emulator.transform.job"),
+        **dict.fromkeys(("FileProgress", "ProgressPrinter"), "emulator.transform.progress"),
+        **dict.fromkeys(("BatchSettings", "BatchSettingsError", "resolve_settings"), "emulator.transform.settings"),
+    },
+)

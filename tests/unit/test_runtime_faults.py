@@ -23,7 +23,7 @@ from emulator.cli import app
 from emulator.errors import EXIT_ENVIRONMENT, DockerUnavailable
 from emulator.runtime import session as _session
 from emulator.runtime.cluster import Cluster
-from emulator.runtime.docker import ContainerSpec, DockerClient
+from emulator.runtime.docker import ContainerSpec, DockerClient, _import_docker
 from emulator.runtime.sweep import sweep_work_dirs
 from emulator.serving import Endpoint
 from emulator.storage.workdirs import make_work_dir, owner_pid
@@ -58,6 +58,7 @@ class _Api:
 
 
 def _client(error: BaseException) -> DockerClient:
+    _import_docker()  # what DockerClient.__init__ does first, skipped here
     client = object.__new__(DockerClient)
     fields: dict[str, Any] = {"_host": "unix:///proxy.sock", "_pull": False, "_api": _Api(error)}
     client.__dict__.update(fields)
