@@ -471,6 +471,30 @@ _CHECKS = [
         "read the port from SAGEMAKER_BIND_TO_PORT (8080 only when it is unset) and open any further port inside "
         "SAGEMAKER_SAFE_PORT_RANGE, or drop the com.amazonaws.sagemaker.capabilities.accept-bind-to-port label",
     ),
+    Check(
+        "m39",
+        "with multi-models=true the container serves the /models API: load (409 twice), list, get, invoke and "
+        "unload (404 unknown)",
+        "MUST",
+        "serving",
+        39,
+        "[DG:mms-container-apis], [DG:build-multi-model-build-container]",
+        'with SAGEMAKER_MULTI_MODEL=true answer POST /models {"model_name", "url"} with 200 (409 if loaded), '
+        'GET /models with {"models": [{"modelName", "modelUrl"}]}, GET and DELETE /models/<name> and POST '
+        "/models/<name>/invoke with 404 for a model that is not loaded, or drop the "
+        "com.amazonaws.sagemaker.capabilities.multi-models label",
+    ),
+    Check(
+        "m40",
+        "with multi-models=true a load beyond the container's memory answers 507 and the server lives on",
+        "SHOULD",
+        "serving",
+        40,
+        "[DG:mms-container-apis]",
+        "before loading a model, check the memory left (the cgroup's memory.current against memory.max) and answer "
+        "POST /models with 507 when it does not fit, so that SageMaker unloads another model, instead of loading "
+        "until the kernel kills the server",
+    ),
 ]
 
 CHECKS: Mapping[str, Check] = {c.id: c for c in _CHECKS}

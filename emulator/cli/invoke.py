@@ -30,6 +30,7 @@ def add_command(sub: SubParsers) -> None:
   python -m emulator invoke my-endpoint --content-type text/csv --body '5.1,3.5,1.4,0.2'
   python -m emulator invoke http://127.0.0.1:49153 --content-type text/csv --body-file rows.csv
   python -m emulator invoke --image my-algo:latest --model-data model.tar.gz --content-type text/csv --body '1,2,3,4'
+  python -m emulator invoke my-mme-endpoint --target-model iris/a.tar.gz --content-type text/csv --body '1,2,3,4'
 """,
     )
     p.add_argument("endpoint", nargs="?", help="endpoint name or http://127.0.0.1:PORT URL")
@@ -40,6 +41,11 @@ def add_command(sub: SubParsers) -> None:
     p.add_argument("--content-type", help="Content-Type")
     p.add_argument("--accept", help="Accept")
     p.add_argument("--custom-attributes", help="X-Amzn-SageMaker-Custom-Attributes")
+    p.add_argument(
+        "--target-model",
+        metavar="KEY",
+        help="TargetModel of a multi-model endpoint: a model .tar.gz relative to its ModelDataUrl (a.tar.gz)",
+    )
     p.add_argument("--output", metavar="FILE", help="write the response body here instead of stdout")
     p.add_argument(
         "--timeout",
@@ -68,6 +74,8 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
         "accept": args.accept,
         "custom_attributes": args.custom_attributes,
     }
+    if args.target_model is not None:
+        opts["target_model"] = args.target_model
     try:
         if args.endpoint:
             out = invoke_endpoint(args.endpoint, data, timeout_s=args.timeout, config=config, **opts)

@@ -74,7 +74,7 @@ def serving_endpoint(
     """
     m = model if isinstance(model, ModelDefinition) else ModelDefinition.from_request(model)
     count = int((production_variant or {}).get("InitialInstanceCount", 1))
-    if not m.containers and count <= 1:
+    if m.multi_model or (not m.containers and count <= 1):  # a multi-model endpoint: one container
         return Endpoint.from_model(m, production_variant=production_variant, **kwargs)
     return ModelInstances(m, production_variant=production_variant, **kwargs)
 

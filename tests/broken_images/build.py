@@ -23,7 +23,7 @@ from types import ModuleType
 HERE = Path(__file__).resolve().parent
 IMAGE_PREFIX = "sagemaker-emulator-broken"
 HASH_LABEL = "sagemaker-emulator.broken-hash"
-CHECK_ID = re.compile(r"^test_[tsbp]\d{2}_\w+$")
+CHECK_ID = re.compile(r"^test_[tsbpm]\d{2}_\w+$")
 
 
 def _image_builder() -> ModuleType:

@@ -62,6 +62,8 @@ CHECK_IDS = [
     "test_t14_pipe_mode_fifos",
     "test_t18_checkpoints_resumed",
     "test_s29_bind_to_port_honoured",
+    "test_m39_multi_model_api",
+    "test_m40_out_of_memory_is_507",
 ]
 SUITE_TIMEOUT_S = 900
 

@@ -7,7 +7,7 @@ the JUnit report must show the check FAILED (not errored, not skipped) with the 
 ``[id]`` and a ``fix:`` line. A few broken images get the whole suite, to show that the failure lands on the right
 check and that the unrelated checks still pass; the sample image gets the whole suite and must pass everything.
 
-The check ids come from the suite's own test functions (``test_[tsbp]NN_*``), so a new check without a broken
+The check ids come from the suite's own test functions (``test_[tsbpm]NN_*``), so a new check without a broken
 image fails :func:`test_every_check_has_a_broken_image` (no Docker needed).
 """
 
@@ -43,7 +43,7 @@ STARTUP_TIMEOUT_S = 45
 INVOCATION_TIMEOUT_S = 20
 #: training.max_runtime_s of the cascade runs (a `train` that never exits is stopped after it).
 CASCADE_MAX_RUNTIME_S = 30
-CHECK_NAME = re.compile(r"^test_[tsbp]\d{2}_\w+$")
+CHECK_NAME = re.compile(r"^test_[tsbpm]\d{2}_\w+$")
 #: Broken images whose whole-suite run must fail their own check and nothing else.
 ISOLATED = (
     "test_t03_entrypoint_exec_form",
@@ -55,7 +55,7 @@ ISOLATED = (
 #: Checks of a capability the sample does not claim: their broken image's run gets the sample's config claiming it.
 CLAIMED_FOR_TEETH = {"test_t14_pipe_mode_fifos": "pipe_mode"}
 _FIX_LINE = re.compile(r"^\s*fix:\s+(\S.*)$", re.M)
-_DEFERRED_FIX = re.compile(r"^fix [tsbp]\d\d first$")
+_DEFERRED_FIX = re.compile(r"^fix [tsbpm]\d\d first$")
 
 
 def _load_builder() -> ModuleType:
@@ -72,7 +72,7 @@ build = _load_builder()
 
 
 def suite_check_ids() -> list[str]:
-    """The checks of the suite: test functions named ``test_[tsbp]NN_*`` in contract_tests/test_*.py."""
+    """The checks of the suite: test functions named ``test_[tsbpm]NN_*`` in contract_tests/test_*.py."""
     names = []
     for path in sorted(SUITE_DIR.glob("test_*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -185,7 +185,7 @@ def _broken(check_id: str, sample_image: str) -> str:
 # -- without Docker ----------------------------------------------------------------------------------------------
 def test_every_check_has_a_broken_image() -> None:
     checks = suite_check_ids()
-    assert checks, f"found no check (test_[tsbp]NN_* functions) in {SUITE_DIR}/test_*.py"
+    assert checks, f"found no check (test_[tsbpm]NN_* functions) in {SUITE_DIR}/test_*.py"
     missing = sorted(set(checks) - set(build.check_ids()))
     assert not missing, (
         f"contract checks without a broken image: {missing}; add tests/broken_images/<check id>/Dockerfile "
