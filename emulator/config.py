@@ -47,6 +47,9 @@ class EmulatorConfig:
     checkpoint_sync_interval_s: float = CHECKPOINT_SYNC_INTERVAL_S
     #: Run ml.p*/ml.g* jobs on the CPU when the engine has no GPUs (else they are refused).
     allow_cpu_for_gpu: bool = False
+    #: The engine cannot see this machine's files (inputs travel as volumes): None decides by DOCKER_HOST
+    #: (tcp://, ssh://: remote; a unix socket: local), see emulator/runtime/remote.py.
+    remote_engine: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("training_stop_grace_s", "serving_stop_grace_s", "startup_timeout_s", "ping_interval_s"):

@@ -46,6 +46,12 @@ class GpuUnavailable(EmulatorError):
     exit_code = EXIT_ENVIRONMENT
 
 
+class PortUnreachable(EmulatorError):
+    """Raised when a port a remote engine published (on its host's 127.0.0.1) cannot be reached from here."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
 class ImageNotFound(EmulatorError):
     """Raised when the image a job names is not present locally and cannot be pulled."""
 

@@ -65,11 +65,15 @@ def _import_docker() -> None:
 
 @dataclass(frozen=True)
 class Mount:
-    """A mount: a host path bound into the container, or (``source=None``) a fresh, empty volume."""
+    """A mount: a host path bound into the container, or (``source=None``) a fresh, empty volume.
+
+    ``named``: ``source`` is the name of a volume (one :meth:`DockerClient.create_volume` made), not a host path.
+    """
 
     target: str
     source: str | None = None
     read_only: bool = False
+    named: bool = False
 
 
 @dataclass
@@ -126,7 +130,7 @@ class ContainerState:
 class Managed:
     """A container or network the emulator created, found by its labels."""
 
-    kind: Literal["container", "network"]
+    kind: Literal["container", "network", "volume"]
     id: str
     name: str
     labels: Mapping[str, str]
@@ -249,9 +253,9 @@ class DockerClient:
             ports = {f"{spec.publish_port}/tcp": ("127.0.0.1", None)}
         mounts = [
             docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
-            if m.source is not None
+            if m.source is not None and not m.named
             # no_copy: an image's own files under /opt/ml must not show through, as on the platform.
-            else docker.types.Mount(m.target, None, type="volume", no_copy=True)
+            else docker.types.Mount(m.target, m.source, type="volume", read_only=m.read_only, no_copy=True)
             for m in spec.mounts
         ]
         host_config = self._api.create_host_config(
@@ -546,6 +550,46 @@ class DockerClient:
         for n in networks:
             found.append(Managed("network", n["Id"], n.get("Name", "?"), n.get("Labels") or {}))
         return found
+
+    # -- volumes (how inputs reach a remote engine, see runtime/remote.py) --------------------------------------
+    def create_volume(self, name: str, labels: dict[str, str]) -> str:
+        """A named local volume, labelled as ours; its name."""
+        with self._engine(f"creating volume {name}"):
+            created = self._api.create_volume(name, labels={LABEL_MANAGED: "true", **labels})
+        volume: str = created["Name"]
+        return volume
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume; one that is gone already is fine.
+
+        Raises:
+            DockerUnavailable: the engine failed; the volume may still be there.
+        """
+        with self._engine(f"removing volume {name}"):
+            try:
+                self._api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if _engine_fault(exc):
+                    raise
+                logger.warning("could not remove volume %s: %s", name, _short(exc))
+
+    def list_volumes(self, label: str = LABEL_MANAGED) -> list[Managed]:
+        """Volumes that carry ``label`` (``key`` or ``key=value``)."""
+        with self._engine("listing the emulator's volumes"):
+            found = self._api.volumes(filters={"label": label}).get("Volumes") or []
+        return [Managed("volume", v["Name"], v["Name"], v.get("Labels") or {}) for v in found]
+
+    def put_archive(self, container_id: str, path: str, chunks: Iterable[bytes]) -> None:
+        """Unpack a tar stream (sent as it is produced) at ``path`` in a created or stopped container."""
+        with self._engine(f"uploading into {path} of a container"):
+            try:
+                self._api.put_archive(container_id, path, chunks)
+            except docker.errors.APIError as exc:
+                if _engine_fault(exc):
+                    raise
+                raise EmulatorError(f"could not upload into {path} of the container: {_short(exc)}") from None
 
     def has_gpus(self) -> bool:
         """Whether the engine can give containers NVIDIA GPUs (``docker info``: the nvidia runtime, or GPU devices)."""

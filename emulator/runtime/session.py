@@ -132,9 +132,9 @@ class Session:
         """
         with self._lock:
             if self._docker is None:
-                from emulator.runtime.docker import DockerClient
+                from emulator.runtime.remote import client
 
-                self._docker = DockerClient(self.config)
+                self._docker = client(self.config)
             return self._docker
 
     @property

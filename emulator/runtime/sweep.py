@@ -1,4 +1,4 @@
-"""The one sweep: remove the containers and networks that carry the emulator's labels, and nothing else.
+"""The one sweep: remove the containers, networks and volumes that carry the emulator's labels, and nothing else.
 
 Used by ``python -m emulator cleanup``, the contract suite's session-end safety net and the tests. Containers
 of a process that is still alive are left alone unless asked (another terminal's running endpoint).
@@ -12,12 +12,20 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_JOB, LABEL_MANAGED, LABEL_PID, LABEL_SESSION
 from emulator.runtime.docker import DockerSeam, Managed
 from emulator.storage.workdirs import PREFIX, owner_pid
+
+
+@runtime_checkable
+class _Volumes(Protocol):
+    """A seam that also lists and removes volumes (:class:`~emulator.runtime.docker.DockerClient` does)."""
+
+    def list_volumes(self, label: str) -> list[Managed]: ...
+    def remove_volume(self, name: str) -> None: ...
 
 
 class Swept(NamedTuple):
@@ -36,7 +44,7 @@ def sweep(
     dry_run: bool = False,
     docker: DockerSeam | None = None,
 ) -> list[Swept]:
-    """Remove (or list) labelled containers, then networks.
+    """Remove (or list) labelled containers, then networks, then volumes (when the seam has them).
 
     Args:
         session_id: only what that session created (e.g. :data:`emulator.runtime.session.SESSION_ID`); its own
@@ -60,6 +68,14 @@ def sweep(
                 (seam.remove if r.kind == "container" else seam.remove_network)(r.id)
                 _session.unregister(r.id)
             done.append(Swept(r.kind, r.id, _describe(r)))
+        # Volumes last (a container's inputs on a remote engine, see runtime/remote.py): in use, they cannot go.
+        if isinstance(seam, _Volumes):
+            for r in seam.list_volumes(label):
+                if session_id is None and not include_running_sessions and _alive(r.labels.get(LABEL_PID)):
+                    continue
+                if not dry_run:
+                    seam.remove_volume(r.id)
+                done.append(Swept(r.kind, r.id, _describe(r)))
     finally:
         if own:
             seam.close()
