@@ -28,7 +28,7 @@ from emulator.errors import (
 if TYPE_CHECKING:
     from emulator.pipelines import PipelineExecution
     from emulator.processing import ProcessingJob
-    from emulator.serving import Endpoint
+    from emulator.serving import Endpoint, MultiModelEndpoint
     from emulator.training import TrainingJob
     from emulator.transform import TransformJob
     from emulator.tuning import TuningJob
@@ -41,6 +41,7 @@ _LAZY = {
     "PipelineExecution": "emulator.pipelines",
     "ProcessingJob": "emulator.processing",
     "Endpoint": "emulator.serving",
+    "MultiModelEndpoint": "emulator.serving",
     "TrainingJob": "emulator.training",
     "TransformJob": "emulator.transform",
     "TuningJob": "emulator.tuning",
@@ -67,6 +68,7 @@ __all__ = [
     "Interrupted",
     "InvalidSpec",
     "ModelError",
+    "MultiModelEndpoint",
     "PipelineExecution",
     "ProcessingJob",
     "TrainingJob",

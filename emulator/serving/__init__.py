@@ -5,6 +5,7 @@ from emulator.serving.endpoint import Endpoint
 from emulator.serving.instances import ModelInstances, serving_endpoint
 from emulator.serving.invocations import find_endpoint_url, invoke_endpoint
 from emulator.serving.models import ModelDefinition, ModelSource, create_model, delete_model, get_model
+from emulator.serving.multimodel import MultiModelEndpoint
 from emulator.serving.variants import VariantEndpoint
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "ModelDefinition",
     "ModelInstances",
     "ModelSource",
+    "MultiModelEndpoint",
     "StopResult",
     "VariantEndpoint",
     "create_model",
