@@ -100,6 +100,9 @@ LABEL_SESSION = "sagemaker-emulator.session"
 LABEL_KIND = "sagemaker-emulator.kind"
 LABEL_JOB = "sagemaker-emulator.job"
 LABEL_PID = "sagemaker-emulator.pid"
+#: On each container of an inference pipeline: "<position>/<count> <container name>" (``invoke NAME`` from another
+#: process cannot run the chain, and says so).
+LABEL_PIPELINE_CONTAINER = "sagemaker-emulator.pipeline-container"
 
 
 def host_name(index: int) -> str:

@@ -163,6 +163,8 @@ class Endpoint:
         self._model_data = model_data
         self._max_connections = max_connections
         self._hostname = hostname
+        #: Labels the container carries beyond the session's (an inference pipeline's container says so).
+        self.labels: dict[str, str] = {}
         self._kind = kind
         self._unique_name = unique_name
         self._fail_fast = fail_fast
@@ -315,7 +317,7 @@ class Endpoint:
             environment={**gpu_env, **self.environment, **port_env},
             # A fresh volume over /opt/ml hides files an image bakes there, as on the platform.
             mounts=[Mount(OPT_ML), Mount(MODEL_DIR, str(model_dir), read_only=True), *self._extra_mounts()],
-            labels=self._extra_labels(),
+            labels={**self.labels, **self._extra_labels()},
             hostname=self._hostname,
             publish_port=self.container_port,
             nano_cpus=nano_cpus,

@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any, Self, Unpack
 
 from emulator.config import EmulatorConfig
-from emulator.constants import INVOCATIONS_PATH, PING_TIMEOUT_S
+from emulator.constants import INVOCATIONS_PATH, LABEL_PIPELINE_CONTAINER, PING_TIMEOUT_S
 from emulator.errors import DockerUnavailable, EmulatorError, InvalidSpec, ValidationError
 from emulator.runtime import session as _session
 from emulator.runtime.container import LogSink, StopResult
@@ -220,6 +220,9 @@ class ModelInstances:
                 )
                 for part, cname in zip(parts, self.container_names, strict=True)
             ]
+            if self.model.containers:
+                for j, (member, cname) in enumerate(zip(members, self.container_names, strict=True)):
+                    member.labels[LABEL_PIPELINE_CONTAINER] = f"{j + 1}/{len(members)} {cname}"
             self.instances.append(_Instance(iid, members))
         #: Seconds from the start until the last container answered /ping.
         self.ready_after_s: float | None = None

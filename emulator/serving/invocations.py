@@ -32,6 +32,7 @@ from emulator.constants import (
     INVOCATIONS_PATH,
     LABEL_JOB,
     LABEL_KIND,
+    LABEL_PIPELINE_CONTAINER,
     MAX_PAYLOAD_BYTES,
     PING_PATH,
     PING_TIMEOUT_S,
@@ -380,6 +381,12 @@ def find_endpoint(name: str, docker: DockerSeam) -> tuple[Managed, str]:
     """
     for c in docker.list_managed(f"{LABEL_JOB}={name}"):
         if c.kind == "container" and c.labels.get(LABEL_KIND) == "endpoint" and c.state == "running":
+            if LABEL_PIPELINE_CONTAINER in c.labels:
+                raise EmulatorError(
+                    f"endpoint {name!r} is an inference pipeline; another process cannot run its chain of "
+                    "containers: invoke it with --model-spec, through the API server, or from the process that "
+                    "serves it"
+                )
             # 8080, or the one port published for an image that accepts SAGEMAKER_BIND_TO_PORT
             port = c.ports.get(SERVING_PORT) or next(iter(c.ports.values()), None)
             if port:

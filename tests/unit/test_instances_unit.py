@@ -13,8 +13,16 @@ import requests
 from _fakes import CONFIG, IMAGE, FakeDocker
 
 from emulator.api.logs import CloudWatchLogs
-from emulator.errors import EndpointNotReady, InvalidSpec, ModelError, ValidationError
-from emulator.serving import Endpoint, ModelDefinition, ModelInstances, VariantEndpoint, serving_endpoint
+from emulator.constants import LABEL_PIPELINE_CONTAINER
+from emulator.errors import EmulatorError, EndpointNotReady, InvalidSpec, ModelError, ValidationError
+from emulator.serving import (
+    Endpoint,
+    ModelDefinition,
+    ModelInstances,
+    VariantEndpoint,
+    find_endpoint_url,
+    serving_endpoint,
+)
 from emulator.serving.endpoint import model_download_failure
 
 #: 20 KB of environment: within the limit for one container, over it for two together.
@@ -263,3 +271,11 @@ def test_round_robin_spreads_evenly_over_many_requests(docker: FakeDocker) -> No
     with ModelInstances(model, instance_count=2, docker=docker, config=CONFIG) as ep:
         served = Counter(ep._next().id for _ in range(10))
     assert sorted(served.values()) == [5, 5]
+
+
+def test_another_process_is_told_it_cannot_invoke_a_pipeline_by_name(docker: FakeDocker) -> None:
+    with ModelInstances(pipeline({}, {}, hostnames=["pre", "algo"]), name="pipe-ep", docker=docker, config=CONFIG):
+        labels = [c.spec.labels.get(LABEL_PIPELINE_CONTAINER) for c in docker.containers.values()]
+        with pytest.raises(EmulatorError, match="'pipe-ep' is an inference pipeline; another process cannot run"):
+            find_endpoint_url("pipe-ep", docker)
+    assert sorted(labels) == ["1/2 pre", "2/2 algo"]  # created side by side, in any order
