@@ -1,0 +1,272 @@
+"""Jobs on a second engine that cannot see the client's files (scripts/remote_engine.sh: its own mount namespace,
+data root and bridge, on tcp://127.0.0.1): inputs travel as volumes, outputs as archives, nothing is left behind.
+
+The module's fixture starts that engine (root needed) and loads the probe and recorder images into it, offline; it
+stops the engine again when it started it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import requests
+
+from emulator.config import EmulatorConfig
+from emulator.constants import LABEL_SESSION
+from emulator.errors import EmulatorError
+from emulator.processing import ProcessingJob
+from emulator.runtime import session as _session
+from emulator.runtime.docker import ContainerSpec, DockerClient, Mount
+from emulator.serving.endpoint import Endpoint
+from emulator.serving.multimodel import MultiModelEndpoint
+from emulator.training import TrainingJob
+from emulator.transform import TransformJob
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "remote_engine.sh"
+
+
+def _script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def multimodel_image(docker_available: str, image_builder: ModuleType) -> str:
+    """tests/images/multimodel (labelled multi-models=true), rebuilt only when its files changed."""
+    image: str = image_builder.build_test_image("multimodel")
+    return image
+
+
+@pytest.fixture(scope="module")
+def remote_host(probe_image: str, recorder_image: str, multimodel_image: str) -> Iterator[str]:
+    """The test engine's DOCKER_HOST, started (and the test images loaded into it) for this module."""
+    host = _script("host").stdout.strip()
+    env = {**os.environ, "DOCKER_HOST": host}
+    running = subprocess.run(["docker", "info"], env=env, capture_output=True, timeout=60, check=False).returncode == 0
+    started = _script("start", probe_image, recorder_image, multimodel_image)
+    if started.returncode != 0:
+        pytest.fail(f"scripts/remote_engine.sh start failed: {started.stderr.strip()}", pytrace=False)
+    yield host
+    if not running:
+        _script("stop")
+
+
+@pytest.fixture
+def config(fast_config: EmulatorConfig, remote_host: str) -> Iterator[EmulatorConfig]:
+    """A config for the test engine; after the test, nothing of this session is left on it (nor on the main one)."""
+    yield fast_config.with_(docker_host=remote_host, stream_logs=False)
+    label = f"{LABEL_SESSION}={_session.SESSION_ID}"
+    for engine in (remote_host, fast_config.docker_host):
+        client = DockerClient(fast_config.with_(docker_host=engine))
+        try:
+            left = [*client.list_managed(label), *client.list_volumes(label)]
+        finally:
+            client.close()
+        assert left == [], f"left on {engine or 'the main engine'}: {left}"
+
+
+def _ls_in_container(config: EmulatorConfig, client_dir: Path) -> str:
+    """What ``ls -A`` shows of ``client_dir`` bind-mounted (a plain bind, no staging) into a container."""
+    client = DockerClient(config)
+    spec = ContainerSpec(
+        "sagemaker-emulator-test/probe:latest",
+        command=["sh", "-c", "ls -A /seen"],
+        mounts=[Mount("/seen", str(client_dir), read_only=True)],
+        labels=_session.labels("test", "remote-view"),
+    )
+    cid = client.create(spec)
+    try:
+        client.start(cid)
+        assert client.wait(cid, timeout_s=60) == 0
+        return client.logs_tail(cid).strip()
+    finally:
+        client.remove(cid)
+        client.close()
+
+
+def test_the_test_engine_cannot_see_the_clients_files(
+    config: EmulatorConfig, fast_config: EmulatorConfig, tmp_path: Path
+) -> None:
+    (tmp_path / "secret.txt").write_text("client side")
+    assert _ls_in_container(fast_config, tmp_path) == "secret.txt"  # the main engine shares this filesystem
+    # the test engine does not: a plain bind of the client's dir has no source there
+    with pytest.raises(EmulatorError, match="bind source path does not exist"):
+        _ls_in_container(config, tmp_path)
+
+
+def _channel(name: str, uri: Path) -> dict[str, Any]:
+    return {"ChannelName": name, "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(uri)}}}
+
+
+def _probe_record(model_tar_gz: Path) -> dict[str, Any]:
+    with tarfile.open(model_tar_gz) as tf:
+        member = tf.extractfile("probe.json")
+        assert member is not None
+        record: dict[str, Any] = json.loads(member.read())
+    return record
+
+
+def test_file_mode_training_with_two_channels_makes_model_tar_gz(
+    probe_image: str, config: EmulatorConfig, tmp_path: Path
+) -> None:
+    (tmp_path / "train" / "part").mkdir(parents=True)
+    (tmp_path / "train" / "part" / "rows.json").write_text('{"rows": [1, 2, 3]}')
+    (tmp_path / "train" / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    (tmp_path / "val.json").write_text('{"v": true}')
+    req = {
+        "AlgorithmSpecification": {"TrainingImage": probe_image, "TrainingInputMode": "File"},
+        "InputDataConfig": [
+            _channel("train", tmp_path / "train"),
+            _channel("validation", tmp_path / "val.json"),
+        ],
+        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        "HyperParameters": {"epochs": "3"},
+    }
+    result = TrainingJob(req, config=config).run()
+    assert result["TrainingJobStatus"] == "Completed", result.get("FailureReason")
+    model = Path(result["ModelArtifacts"]["S3ModelArtifacts"])
+    tree = _probe_record(model)["tree"]
+    assert json.loads(tree["/opt/ml/input/data/train/part/rows.json"]["json_text"]) == {"rows": [1, 2, 3]}
+    assert tree["/opt/ml/input/data/train/big.bin"] == {"size": 3 * 1024 * 1024 + 7}
+    assert json.loads(tree["/opt/ml/input/data/validation/val.json"]["json_text"]) == {"v": True}
+    assert json.loads(tree["/opt/ml/input/config/hyperparameters.json"]["json_text"]) == {"epochs": "3"}
+    channels = json.loads(tree["/opt/ml/input/config/inputdataconfig.json"]["json_text"])
+    assert sorted(channels) == ["train", "validation"]
+    # the output dir came back through the archive API too
+    assert (model.parent / "output.tar.gz").is_file()
+
+
+def _one_channel_job(image: str, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a.csv").write_text("1\n")
+    return {
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "InputDataConfig": [_channel("train", tmp_path / "train")],
+        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        **extra,
+    }
+
+
+def test_failing_job_reports_its_failure_file(probe_image: str, config: EmulatorConfig, tmp_path: Path) -> None:
+    env = {"PROBE_EXIT_CODE": "3", "PROBE_FAILURE": "remote failure: bad channel"}
+    result = TrainingJob(_one_channel_job(probe_image, tmp_path, Environment=env), config=config).run()
+    assert result["TrainingJobStatus"] == "Failed"
+    assert "remote failure: bad channel" in result["FailureReason"]
+
+
+def test_a_job_over_its_max_runtime_leaves_no_volume(probe_image: str, config: EmulatorConfig, tmp_path: Path) -> None:
+    req = _one_channel_job(
+        probe_image,
+        tmp_path,
+        StoppingCondition={"MaxRuntimeInSeconds": 1},
+        Environment={"PROBE_SLEEP_S": "60"},
+    )
+    result = TrainingJob(req, config=config).run()
+    # the platform stops a job at its MaxRuntimeInSeconds; the fixture checks that nothing is left
+    assert result["TrainingJobStatus"] == "Stopped"
+    assert result["SecondaryStatus"] == "MaxRuntimeExceeded"
+
+
+def _model_tar_gz(tmp_path: Path) -> Path:
+    (tmp_path / "model" / "sub").mkdir(parents=True)
+    (tmp_path / "model" / "weights.txt").write_text("w")
+    (tmp_path / "model" / "sub" / "vocab.txt").write_text("v")
+    archive = tmp_path / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        for path in sorted((tmp_path / "model").rglob("*")):
+            tf.add(path, path.relative_to(tmp_path / "model").as_posix(), recursive=False)
+    return archive
+
+
+def test_endpoint_serves_its_model_read_only_and_answers(
+    recorder_image: str, config: EmulatorConfig, tmp_path: Path
+) -> None:
+    with Endpoint(recorder_image, model_data=str(_model_tar_gz(tmp_path)), config=config) as endpoint:
+        assert requests.get(f"{endpoint.url}/_model", timeout=10).json() == {
+            "files": ["sub/vocab.txt", "weights.txt"],
+            "writable": False,
+        }
+        answer = endpoint.invoke(b"1,2\n3,4\n", content_type="text/csv")
+    assert answer["Body"] == b"1,2\n3,4\n"
+
+
+def test_batch_transform_writes_its_outputs_here(recorder_image: str, config: EmulatorConfig, tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "rows.csv").write_text("1,2\n3,4\n5,6\n")
+    req = {
+        "ModelName": "summer",
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(tmp_path / "in")}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {"S3OutputPath": str(tmp_path / "out"), "AssembleWith": "Line"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+    model = {"PrimaryContainer": {"Image": recorder_image, "Environment": {"RECORDER_RESPONSE": "sum"}}}
+    result = TransformJob(req, models={"summer": model}, config=config).run()
+    assert result["TransformJobStatus"] == "Completed", result.get("FailureReason")
+    assert (tmp_path / "out" / "rows.csv.out").read_text() == "3\n7\n11\n"
+
+
+def test_processing_job_reads_an_input_and_writes_an_output(
+    probe_image: str, config: EmulatorConfig, tmp_path: Path
+) -> None:
+    (tmp_path / "in" / "deep").mkdir(parents=True)
+    (tmp_path / "in" / "deep" / "data.txt").write_text("hello remote")
+    script = "cat /opt/ml/processing/input/in/deep/data.txt | tr a-z A-Z > /opt/ml/processing/output/out/upper.txt"
+    req = {
+        "AppSpecification": {"ImageUri": probe_image, "ContainerEntrypoint": ["sh", "-c", script]},
+        "ProcessingInputs": [
+            {
+                "InputName": "in",
+                "S3Input": {
+                    "S3Uri": str(tmp_path / "in"),
+                    "LocalPath": "/opt/ml/processing/input/in",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            }
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "out",
+                    "S3Output": {
+                        "S3Uri": str(tmp_path / "out"),
+                        "LocalPath": "/opt/ml/processing/output/out",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+    }
+    result = ProcessingJob(req, config=config).run()
+    assert result["ProcessingJobStatus"] == "Completed", result.get("FailureReason")
+    assert (tmp_path / "out" / "upper.txt").read_text() == "HELLO REMOTE"
+
+
+def test_multi_model_endpoint_sees_models_staged_after_it_started(
+    multimodel_image: str, config: EmulatorConfig, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "answer.txt").write_text(f"model {name}")
+        with tarfile.open(models / f"{name}.tar.gz", "w:gz") as tf:
+            tf.add(tmp_path / name / "answer.txt", "answer.txt")
+    with MultiModelEndpoint(multimodel_image, model_data=str(models), config=config) as endpoint:
+        answers = [json.loads(endpoint.invoke(b"x", target_model=f"{n}.tar.gz")["Body"]) for n in ("a", "b", "a")]
+    assert [a["answer"] for a in answers] == ["model a", "model b", "model a"]
