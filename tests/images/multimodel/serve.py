@@ -4,7 +4,8 @@
 POST /models {"model_name", "url"}: 200; 409 if loaded; 507 once MME_TEST_CAPACITY (default 1000) are loaded;
 400 if the url is not a readable directory. GET /models, GET /models/<name> (404 unknown), DELETE /models/<name>
 (404 unknown). POST /models/<name>/invoke: 404 unknown, else JSON: the model's name, the files under its url and
-the content of its `answer.txt`, the X-Amzn-SageMaker-* headers and SAGEMAKER_MULTI_MODEL. GET /requests: every
+the content of its `answer.txt`, the X-Amzn-SageMaker-* headers, SAGEMAKER_MULTI_MODEL and whether the url is
+writable. GET /requests: every
 request so far, in order ("METHOD PATH [model_name]"), for the tests (not part of the contract).
 """
 
@@ -90,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
             text = str(exc)
         headers = {k: v for k, v in self.headers.items() if k.lower().startswith("x-amzn-sagemaker")}
         self.answer(200, {"model": name, "files": files, "answer": text, "headers": headers, "body": data.decode(),
-                          "env": os.environ.get("SAGEMAKER_MULTI_MODEL")})
+                          "env": os.environ.get("SAGEMAKER_MULTI_MODEL"), "writable": os.access(url, os.W_OK)})
 
 
 if __name__ == "__main__":
