@@ -146,3 +146,7 @@ NO_OBJECTIVE_REASON = (
     "ClientError: No objective metrics found after running the training job. Please ensure that the algorithm "
     "emits the objective metric as defined by the regular expression provided."
 )
+
+#: A remote engine (emulator/runtime/remote.py): how long a published port of a running container may refuse
+#: connections on 127.0.0.1 here before the start fails as unreachable (Docker's proxy accepts at once).
+REMOTE_PORT_PATIENCE_S = 10.0

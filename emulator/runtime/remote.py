@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from emulator.config import EmulatorConfig
+from emulator.constants import REMOTE_PORT_PATIENCE_S
 from emulator.errors import DockerUnavailable, PortUnreachable
 from emulator.runtime import session as _session
 from emulator.runtime.docker import ContainerSpec, DockerClient, Mount
@@ -42,8 +43,6 @@ REMOTE_SCHEMES = ("tcp://", "ssh://", "http://", "https://")
 STAGE_DIR = "/sm-emulator-staging"
 #: Volume names: this prefix, a token per container, the mount's index.
 VOLUME_PREFIX = "sm-emulator-in-"
-#: How long a published port of a running container may refuse connections before it is judged unreachable.
-PORT_PATIENCE_S = 10.0
 
 
 def is_remote(config: EmulatorConfig) -> bool:
@@ -258,7 +257,7 @@ class RemoteDockerClient(DockerClient):
         """The published port, once it is known to reach the container from here (:func:`check_published_port`)."""
         published = super().host_port(container_id, port)
         check_published_port(
-            published, self._host, patience_s=PORT_PATIENCE_S, running=lambda: self._running(container_id)
+            published, self._host, patience_s=REMOTE_PORT_PATIENCE_S, running=lambda: self._running(container_id)
         )
         return published
 
