@@ -122,11 +122,7 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     from emulator.training import TrainingJob
 
     job = TrainingJob(request, config=config, log_sink=options.log_sink(args))
-    print(
-        f"training job {job.name}: starting on {job.request['ResourceConfig']['InstanceCount']} x "
-        f"{job.request['ResourceConfig']['InstanceType']}",
-        file=sys.stderr,
-    )
+    print(f"training job {job.name}: starting on {_cluster(job.request['ResourceConfig'])}", file=sys.stderr)
     result = job.run()
     options.print_result(
         args,
@@ -140,3 +136,12 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
         ],
     )
     return errors.EXIT_OK if result["TrainingJobStatus"] == "Completed" else errors.EXIT_JOB_FAILED
+
+
+def _cluster(resources: dict[str, Any]) -> str:
+    """``2 x ml.m5.large``, or for a heterogeneous cluster ``3 hosts (data: 2 x ml.c5.xlarge, dnn: 1 x ...)``."""
+    groups = resources.get("InstanceGroups")
+    if not groups:
+        return f"{resources['InstanceCount']} x {resources['InstanceType']}"
+    each = ", ".join(f"{g['InstanceGroupName']}: {g['InstanceCount']} x {g['InstanceType']}" for g in groups)
+    return f"{sum(int(g['InstanceCount']) for g in groups)} hosts ({each})"

@@ -26,6 +26,13 @@ from emulator.runtime.resources import docker_limits, gpu_request
 from emulator.spec import load_spec
 from emulator.storage.locations import absolute, join_uri
 from emulator.training.defaults import validated
+from emulator.training.groups import (
+    InstanceGroup,
+    channel_hosts,
+    check_instance_groups,
+    host_groups,
+    instance_groups,
+)
 
 KIND = "training"
 
@@ -58,7 +65,8 @@ def plan(
     req = validated(load_spec(request))
     check_supported(req)
     name: str = req["TrainingJobName"]
-    count = int(req["ResourceConfig"]["InstanceCount"])
+    groups = host_groups(req["ResourceConfig"])
+    count = len(groups)
     hosts = list(options.host_names) if options.host_names else [constants.host_name(i) for i in range(count)]
     if len(hosts) != count or len(set(hosts)) != count:
         raise InvalidSpec(f"host_names: give {count} distinct names (ResourceConfig.InstanceCount), not {hosts}")
@@ -86,12 +94,15 @@ def plan(
         image=algo["TrainingImage"],
         request=req,
         hosts=tuple(
-            HostPlan(host, _container(req, name, arn, config, i, hosts, hostnames[i], options, checkpoint_dir))
+            HostPlan(
+                host,
+                _container(req, name, arn, config, i, hosts, hostnames[i], options, checkpoint_dir, groups[i]),
+            )
             for i, host in enumerate(hosts)
         ),
         max_runtime_s=float(req["StoppingCondition"]["MaxRuntimeInSeconds"]),
         stop_grace_s=config.training_stop_grace_s,
-        inputs=tuple(_data_input(ch, algo["TrainingInputMode"]) for ch in req.get("InputDataConfig", [])),
+        inputs=tuple(_data_input(ch, algo["TrainingInputMode"], groups) for ch in req.get("InputDataConfig", [])),
         # Existing checkpoints are copied in at job start, like the platform does.
         seeds=(Seed(cc["S3Uri"], checkpoint_dir),) if cc else (),
         exports=tuple(exports),
@@ -143,12 +154,7 @@ def check_supported(req: Mapping[str, Any]) -> None:
         raise InvalidSpec(
             "AlgorithmSpecification.AlgorithmName: marketplace algorithms cannot run locally; use TrainingImage"
         )
-    if req["ResourceConfig"].get("InstanceGroups"):
-        raise InvalidSpec(
-            "ResourceConfig.InstanceGroups: heterogeneous clusters are not emulated; use InstanceType and InstanceCount"
-        )
-    if req["ResourceConfig"]["InstanceCount"] < 1:
-        raise InvalidSpec("ResourceConfig.InstanceCount: must be at least 1")
+    check_instance_groups(req)
     runtime = req["StoppingCondition"]["MaxRuntimeInSeconds"]
     if runtime > constants.MAX_TRAINING_RUNTIME_S:
         raise InvalidSpec(
@@ -227,7 +233,7 @@ def entrypoint_and_command(algo: Mapping[str, Any], default_arg: str) -> tuple[l
     return None, list(args) if args else [default_arg]
 
 
-def _data_input(channel: Mapping[str, Any], job_mode: str) -> DataInput:
+def _data_input(channel: Mapping[str, Any], job_mode: str, groups: Sequence[InstanceGroup]) -> DataInput:
     name = channel["ChannelName"]
     src = channel["DataSource"]["S3DataSource"]
     return DataInput(
@@ -240,6 +246,8 @@ def _data_input(channel: Mapping[str, Any], job_mode: str) -> DataInput:
         gunzip=channel.get("CompressionType", "None") == "Gzip",
         record_io=channel.get("RecordWrapperType") == "RecordIO",
         attributes=tuple(src.get("AttributeNames") or ()),
+        hosts=channel_hosts(channel, groups),
+        shuffle_seed=(channel.get("ShuffleConfig") or {}).get("Seed"),
     )
 
 
@@ -253,6 +261,7 @@ def _container(
     container_hostname: str,
     options: TrainingOptions,
     checkpoint_dir: str,
+    group: InstanceGroup,
 ) -> ContainerSpec:
     algo = req["AlgorithmSpecification"]
     host = hosts[index]
@@ -260,7 +269,7 @@ def _container(
     env = {"TRAINING_JOB_NAME": name, "TRAINING_JOB_ARN": arn}
     if not isolated:
         env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = config.region
-    gpus, gpu_env = gpu_request(req["ResourceConfig"]["InstanceType"])
+    gpus, gpu_env = gpu_request(group.instance_type)
     env.update(gpu_env)
     env.update(req.get("Environment") or {})
     entrypoint, command = entrypoint_and_command(algo, "train")
@@ -271,7 +280,7 @@ def _container(
     mounts = [Mount(constants.OPT_ML)]
     if not checkpoint_dir.startswith(constants.OPT_ML + "/"):
         mounts.append(Mount(checkpoint_dir))
-    nano, mem = docker_limits(req["ResourceConfig"]["InstanceType"])
+    nano, mem = docker_limits(group.instance_type)
     no_network = isolated and len(hosts) == 1
     # Docker writes no /etc/hosts entry for the host name without a network, nor for a name other than the
     # container's hostname on the default bridge (one host); the host must still resolve its own name
@@ -307,20 +316,35 @@ def config_files(
     req: Mapping[str, Any], host: str, hosts: list[str], extra_config: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The files of /opt/ml/input/config for ``host``: hyperparameters, inputdataconfig, resourceconfig (and
-    checkpointconfig), with the platform's key names."""
+    checkpointconfig), with the platform's key names.
+
+    ``hosts`` are in host order (each group's hosts in turn, see :func:`host_groups`); inputdataconfig.json lists
+    only the channels that reach ``host``'s group (InstanceGroupNames).
+    """
     algo = req["AlgorithmSpecification"]
-    itype = req["ResourceConfig"]["InstanceType"]
-    channels = {ch["ChannelName"]: _channel_entry(ch, algo) for ch in req.get("InputDataConfig", [])}
+    groups = host_groups(req["ResourceConfig"])
+    index = hosts.index(host)
+    mine = groups[index]
+    channels = {
+        ch["ChannelName"]: _channel_entry(ch, algo)
+        for ch in req.get("InputDataConfig", [])
+        if (reach := channel_hosts(ch, groups)) is None or index in reach
+    }
     files: dict[str, Any] = {
         constants.HYPERPARAMETERS_FILE: dict(req.get("HyperParameters") or {}),
         constants.INPUT_DATA_CONFIG_FILE: channels,
         constants.RESOURCE_CONFIG_FILE: {
             "current_host": host,
-            "current_instance_type": itype,
-            "current_group_name": constants.HOMOGENEOUS_GROUP,
+            "current_instance_type": mine.instance_type,
+            "current_group_name": mine.name,
             "hosts": sorted(hosts),
             "instance_groups": [
-                {"instance_group_name": constants.HOMOGENEOUS_GROUP, "instance_type": itype, "hosts": list(hosts)}
+                {
+                    "instance_group_name": g.name,
+                    "instance_type": g.instance_type,
+                    "hosts": [h for h, hg in zip(hosts, groups, strict=True) if hg.name == g.name],
+                }
+                for g in instance_groups(req["ResourceConfig"])
             ],
             "network_interface_name": constants.NETWORK_INTERFACE,
         },

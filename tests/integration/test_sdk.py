@@ -509,3 +509,50 @@ def test_production_variants_target_variant_and_weights(
     assert variants["targeted"] == "xx"
     assert variants["invoked"] == "B"
     assert variants["weights"] == {"A": 0.0, "B": 1.0}
+
+
+HETERO_FIT = """\
+import importlib.util
+
+from sagemaker.inputs import TrainingInput
+from sagemaker.instance_group import InstanceGroup
+
+# emulator/sdk_polls.py (stdlib only), loaded by path: the SDK's 30 s poll sleeps capped, as docs/sdk.md shows.
+polls = importlib.util.spec_from_file_location("sdk_polls", sys.argv[2])
+module = importlib.util.module_from_spec(polls)
+polls.loader.exec_module(module)
+module.fast_polls()
+
+s3_train = session.upload_data(f"{data}/train.csv", key_prefix="hetero/train")
+s3_test = session.upload_data(f"{data}/test.csv", key_prefix="hetero/test")
+t0 = time.time()
+groups = [InstanceGroup("data", "ml.c5.xlarge", 1), InstanceGroup("dnn", "ml.m5.large", 1)]
+est = Estimator(image_uri=image, role=role, instance_groups=groups, output_path=f"s3://{bucket}/hetero",
+                sagemaker_session=session)
+both = ["data", "dnn"]
+est.fit(inputs={"train": TrainingInput(s3_train, instance_groups=both),
+                "test": TrainingInput(s3_test, instance_groups=both)})
+result(step="fit", seconds=time.time() - t0, job=est.latest_training_job.name, model_data=est.model_data)
+"""
+
+
+def test_estimator_with_instance_groups_fits_on_a_heterogeneous_cluster(
+    api: ApiServer, tripwire: _Tripwire, tmp_path: Path, data_dir: Path
+) -> None:
+    polls = Path(__file__).resolve().parents[2] / "emulator" / "sdk_polls.py"
+    results = run_program(api, tripwire, tmp_path, "hetero_fit", HETERO_FIT, str(data_dir), str(polls))
+
+    fit = results["fit"]
+    described = api.backend.describe_training_job({"TrainingJobName": fit["job"]})
+    assert described["TrainingJobStatus"] == "Completed"
+    assert described["ResourceConfig"]["InstanceGroups"] == [
+        {"InstanceGroupName": "data", "InstanceType": "ml.c5.xlarge", "InstanceCount": 1},
+        {"InstanceGroupName": "dnn", "InstanceType": "ml.m5.large", "InstanceCount": 1},
+    ]
+    assert "InstanceType" not in described["ResourceConfig"]
+    sources = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in described["InputDataConfig"]}
+    assert {name: source["InstanceGroupNames"] for name, source in sources.items()} == {
+        "train": ["data", "dnn"],
+        "test": ["data", "dnn"],
+    }
+    assert fit["model_data"] == described["ModelArtifacts"]["S3ModelArtifacts"]
