@@ -338,3 +338,51 @@ def test_server_stop_removes_an_in_service_endpoint(
         assert up["EndpointStatus"] == "InService", up
         assert our_containers("stays-up"), our_containers()
     assert not our_containers("stays-up"), our_containers()
+
+
+def test_multi_model_endpoint_loads_each_target_model_from_the_s3_prefix(
+    api: Api, trained: dict[str, Any], sample_image: str
+) -> None:
+    """CreateModel Mode MultiModel over an S3 prefix; boto3's invoke_endpoint(TargetModel=...) against the sample."""
+    suffix = uuid.uuid4().hex[:8]
+    model, cfg, ep = f"mm-{suffix}", f"mc-{suffix}", f"me-{suffix}"
+    bucket, key = trained["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
+    for target in ("iris.tar.gz", "v2/iris.tar.gz"):
+        api.s3.copy_object(Bucket=BUCKET, Key=f"mme-{suffix}/{target}", CopySource={"Bucket": bucket, "Key": key})
+    api.sm.create_model(
+        ModelName=model,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": sample_image, "Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/mme-{suffix}/"},
+    )
+    api.sm.create_endpoint_config(
+        EndpointConfigName=cfg,
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+    )
+    api.sm.create_endpoint(EndpointName=ep, EndpointConfigName=cfg)
+    up = wait_for(lambda: api.sm.describe_endpoint(EndpointName=ep), "EndpointStatus", {"InService", "Failed"})
+    assert up["EndpointStatus"] == "InService", up
+    rows = b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
+    for target in ("iris.tar.gz", "v2/iris.tar.gz", "iris.tar.gz"):
+        answer = api.runtime.invoke_endpoint(EndpointName=ep, Body=rows, ContentType="text/csv", TargetModel=target)
+        lines = answer["Body"].read().decode().split()
+        assert len(lines) == 2, lines
+        assert sum(float(x) for x in lines[0].split(",")) == pytest.approx(1.0, abs=1e-3)
+
+    for extra, wanted in (
+        ({}, "is missing a target model header."),
+        (
+            {"TargetModel": "nope.tar.gz"},
+            f"Failed to download model data(bucket: {BUCKET}, key: mme-{suffix}/nope.tar.gz)",
+        ),
+    ):
+        with pytest.raises(api.runtime.exceptions.ClientError) as info:
+            api.runtime.invoke_endpoint(EndpointName=ep, Body=rows, ContentType="text/csv", **extra)
+        assert info.value.response["Error"]["Code"] == "ValidationError"
+        assert wanted in info.value.response["Error"]["Message"]
+    api.sm.delete_endpoint(EndpointName=ep)
+    deadline = time.monotonic() + 60
+    while our_containers(ep) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not our_containers(ep), our_containers()
