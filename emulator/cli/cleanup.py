@@ -38,6 +38,6 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
         print(f"{verb} {kind} {ident} {name}")
     removed = [*folders, *sweep(config, include_running_sessions=args.all, dry_run=args.dry_run)]
     for kind, ident, name in removed[len(folders) :]:
-        print(f"{verb} {kind} {ident[:12]} {name}")
+        print(f"{verb} {kind} {ident if kind == 'volume' else ident[:12]} {name}")  # a volume's id is its name
     print(f"{verb} {len(removed)} resource(s)")
     return errors.EXIT_OK

@@ -135,6 +135,8 @@ def sweep_work_dirs(
 def _describe(r: Managed) -> str:
     if r.kind == "container":
         return f"{r.name} (job {r.labels.get(LABEL_JOB, '?')}, {r.state or '?'})"
+    if r.kind == "volume":  # its id is its name
+        return f"(job {r.labels.get(LABEL_JOB, '?')})"
     return r.name
 
 

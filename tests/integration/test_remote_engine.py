@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +22,7 @@ import pytest
 import requests
 
 from emulator.config import EmulatorConfig
-from emulator.constants import LABEL_SESSION
+from emulator.constants import LABEL_PID, LABEL_SESSION
 from emulator.errors import EmulatorError
 from emulator.processing import ProcessingJob
 from emulator.runtime import session as _session
@@ -270,3 +272,36 @@ def test_multi_model_endpoint_sees_models_staged_after_it_started(
     with MultiModelEndpoint(multimodel_image, model_data=str(models), config=config) as endpoint:
         answers = [json.loads(endpoint.invoke(b"x", target_model=f"{n}.tar.gz")["Body"]) for n in ("a", "b", "a")]
     assert [a["answer"] for a in answers] == ["model a", "model b", "model a"]
+
+
+def test_cleanup_removes_the_volumes_a_killed_cli_left(
+    probe_image: str, config: EmulatorConfig, emulator_pids: set[int], tmp_path: Path
+) -> None:
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a.csv").write_text("1\n")
+    env = {**os.environ, "DOCKER_HOST": str(config.docker_host), "SM_EMULATOR_WORK_DIR": str(tmp_path)}
+    args = ["train", "--image", probe_image, "--channel", f"train={tmp_path / 'train'}", "--output", str(tmp_path)]
+    args += ["--env", "PROBE_SLEEP_S=120", "-q"]
+    proc = subprocess.Popen([sys.executable, "-m", "emulator", *args], env=env, stderr=subprocess.PIPE)
+    emulator_pids.add(proc.pid)
+    label = f"{LABEL_PID}={proc.pid}"
+    client = DockerClient(config)
+    try:
+        deadline = time.monotonic() + 60
+        while not client.list_managed(label):
+            assert proc.poll() is None, "the CLI ended before it was killed"
+            assert time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.1)
+        proc.kill()  # SIGKILL: no atexit hook, no finally
+        proc.communicate()
+        assert len(client.list_volumes(label)) == 2  # the channel and the config files
+        swept = subprocess.run(
+            [sys.executable, "-m", "emulator", "cleanup"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert swept.returncode == 0, swept.stderr
+        assert swept.stdout.count("removed volume sm-emulator-in-") == 2, swept.stdout
+        assert client.list_managed(label) == []
+        assert client.list_volumes(label) == []
+    finally:
+        proc.kill()
+        client.close()
