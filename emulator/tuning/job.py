@@ -37,6 +37,7 @@ from emulator.runtime.session import Session
 from emulator.storage.locations import absolute, is_s3
 from emulator.storage.s3 import S3
 from emulator.training import TrainingJob
+from emulator.training.groups import instance_groups
 from emulator.training.plan import metric_patterns
 from emulator.tuning.spec import Definition, TuningSpec, parse, training_job_name
 from emulator.tuning.strategy import Strategy, Trial
@@ -131,9 +132,11 @@ class TuningJob(UniqueNameJob):
         self.name = self.spec.name
         self.request = self.spec.request
         self.arn = _session.arn(self.config, "hyper-parameter-tuning-job", self.name)
-        first = self.spec.definitions[0].training["ResourceConfig"]
+        # A heterogeneous cluster counts all its hosts, each as big as its largest instance type (an upper bound).
+        groups = instance_groups(self.spec.definitions[0].training["ResourceConfig"])
+        largest = max(groups, key=lambda g: resources_for(g.instance_type).memory_bytes)
         bound, self.parallelism_note = local_parallelism(
-            self.spec.max_parallel, first["InstanceType"], int(first.get("InstanceCount") or 1)
+            self.spec.max_parallel, largest.instance_type, sum(g.count for g in groups)
         )
         self.parallel = max(1, min(bound, max_parallel or bound))
         self._sink = log_sink

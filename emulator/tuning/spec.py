@@ -90,9 +90,10 @@ def with_defaults(request: Mapping[str, Any]) -> dict[str, Any]:
             algo.setdefault("TrainingInputMode", "File")
         if "HyperParameterTuningResourceConfig" not in d:
             res = d.setdefault("ResourceConfig", {})
-            if isinstance(res, dict):
+            if isinstance(res, dict) and not res.get("InstanceGroups"):  # groups give their own types and counts
                 res.setdefault("InstanceType", constants.DEFAULT_INSTANCE_TYPE)
                 res.setdefault("InstanceCount", 1)
+            if isinstance(res, dict):
                 res.setdefault("VolumeSizeInGB", constants.DEFAULT_VOLUME_SIZE_GB)
         stop = d.setdefault("StoppingCondition", {})
         if isinstance(stop, dict):

@@ -26,6 +26,7 @@ from emulator.errors import GpuUnavailable, InvalidSpec
 from emulator.runtime.resources import docker_limits
 from emulator.training import TrainingJob
 from emulator.training.plan import config_files, plan
+from emulator.tuning import TuningJob
 
 CONFIG_DIR = "/opt/ml/input/config"
 #: Two groups whose instance types differ in memory (both clamp to the same CPUs on a small machine).
@@ -273,3 +274,37 @@ def test_create_training_job_with_instance_groups_through_boto3_describes_them_a
                 ResourceConfig={**resources, "InstanceCount": 3},
                 StoppingCondition={"MaxRuntimeInSeconds": 600},
             )
+
+
+# -- a tuning job whose training jobs run on a heterogeneous cluster -------------------------------------------
+
+
+def test_a_tuning_job_trains_on_the_instance_groups_of_its_definition(tmp_path: Path, config: EmulatorConfig) -> None:
+    request = {
+        "HyperParameterTuningJobName": "hetero-tune",
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Random",
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "score"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
+            "ParameterRanges": {"IntegerParameterRanges": [{"Name": "x", "MinValue": "0", "MaxValue": "6"}]},
+        },
+        "TrainingJobDefinition": {
+            "AlgorithmSpecification": {
+                "TrainingImage": "fake-algo:latest",
+                "TrainingInputMode": "File",
+                "MetricDefinitions": [{"Name": "score", "Regex": r"score=(-?[0-9.]+)"}],
+            },
+            "ResourceConfig": {"InstanceGroups": GROUPS, "VolumeSizeInGB": 5},
+            "Environment": {"FAKE_LOG": "score=1"},
+            "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        },
+    }
+    docker = JobsDocker()
+    tuning = TuningJob(request, config=config.with_(stream_logs=False), docker=docker)
+    assert "x 3 needs" in tuning.parallelism_note  # every host of the cluster counted
+    described = tuning.run()
+    assert described["HyperParameterTuningJobStatus"] == "Completed", described.get("FailureReason")
+    assert described["TrainingJobStatusCounters"]["Completed"] == 2
+    hosts = [c.spec.network_aliases for c in docker.containers.values()]
+    assert hosts == [["algo-1"], ["algo-2"], ["algo-3"]] * 2
