@@ -7,6 +7,7 @@ stops the engine again when it started it.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -49,12 +50,19 @@ def multimodel_image(docker_available: str, image_builder: ModuleType) -> str:
 
 
 @pytest.fixture(scope="module")
-def remote_host(probe_image: str, recorder_image: str, multimodel_image: str) -> Iterator[str]:
+def pipe_reader_image(docker_available: str, image_builder: ModuleType) -> str:
+    """tests/images/pipe_reader (records what each channel gave it), rebuilt only when its files changed."""
+    image: str = image_builder.build_test_image("pipe_reader")
+    return image
+
+
+@pytest.fixture(scope="module")
+def remote_host(probe_image: str, recorder_image: str, multimodel_image: str, pipe_reader_image: str) -> Iterator[str]:
     """The test engine's DOCKER_HOST, started (and the test images loaded into it) for this module."""
     host = _script("host").stdout.strip()
     env = {**os.environ, "DOCKER_HOST": host}
     running = subprocess.run(["docker", "info"], env=env, capture_output=True, timeout=60, check=False).returncode == 0
-    started = _script("start", probe_image, recorder_image, multimodel_image)
+    started = _script("start", probe_image, recorder_image, multimodel_image, pipe_reader_image)
     if started.returncode != 0:
         pytest.fail(f"scripts/remote_engine.sh start failed: {started.stderr.strip()}", pytrace=False)
     yield host
@@ -158,6 +166,38 @@ def _one_channel_job(image: str, tmp_path: Path, **extra: Any) -> dict[str, Any]
         "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
         **extra,
     }
+
+
+def test_two_hosts_read_pipe_fastfile_and_gzip_channels(
+    pipe_reader_image: str, config: EmulatorConfig, tmp_path: Path
+) -> None:
+    (tmp_path / "pipe").mkdir()
+    (tmp_path / "pipe" / "b.txt").write_bytes(b"bb\n")
+    (tmp_path / "pipe" / "a.txt").write_bytes(b"a\n")
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "fast" / "f.bin").write_bytes(b"xy")
+    (tmp_path / "gz").mkdir()
+    (tmp_path / "gz" / "d.csv.gz").write_bytes(gzip.compress(b"1,2\n"))
+    req = {
+        "AlgorithmSpecification": {"TrainingImage": pipe_reader_image, "TrainingInputMode": "File"},
+        "InputDataConfig": [
+            {**_channel("pipe", tmp_path / "pipe"), "InputMode": "Pipe"},
+            {**_channel("fast", tmp_path / "fast"), "InputMode": "FastFile"},
+            {**_channel("gz", tmp_path / "gz"), "CompressionType": "Gzip"},
+        ],
+        "OutputDataConfig": {"S3OutputPath": str(tmp_path / "out")},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
+        "Environment": {"PIPE_EPOCHS": "2"},
+    }
+    result = TrainingJob(req, config=config).run()
+    assert result["TrainingJobStatus"] == "Completed", result.get("FailureReason")
+    with tarfile.open(result["ModelArtifacts"]["S3ModelArtifacts"]) as tf:
+        seen = [json.load(tf.extractfile(m)) for m in tf.getmembers() if m.name.startswith("seen")]  # type: ignore[arg-type]
+    assert len(seen) == 2  # each host's seen.json
+    for host in seen:
+        assert [bytes.fromhex(e["hex"]) for e in host["pipe"]["epochs"]] == [b"a\nbb\n", b"a\nbb\n"]
+        assert host["fast"] == {"files": {"f.bin": b"xy".hex()}, "write": "EROFS"}  # read-only on the volume too
+        assert host["gz"] == {"files": {"d.csv": b"1,2\n".hex()}, "write": "EROFS"}
 
 
 def test_failing_job_reports_its_failure_file(probe_image: str, config: EmulatorConfig, tmp_path: Path) -> None:
