@@ -100,6 +100,12 @@ LABEL_SESSION = "sagemaker-emulator.session"
 LABEL_KIND = "sagemaker-emulator.kind"
 LABEL_JOB = "sagemaker-emulator.job"
 LABEL_PID = "sagemaker-emulator.pid"
+#: A multi-model endpoint's container also carries its ModelDataUrl, staging dir, cache setting and bound (so that
+#: ``invoke NAME --target-model`` in another process can load models into it).
+LABEL_MME_SOURCE = "sagemaker-emulator.mme-source"
+LABEL_MME_STAGING = "sagemaker-emulator.mme-staging"
+LABEL_MME_CACHE = "sagemaker-emulator.mme-cache"
+LABEL_MME_MAX_LOADED = "sagemaker-emulator.mme-max-loaded"
 #: On each container of an inference pipeline: "<position>/<count> <container name>" (``invoke NAME`` from another
 #: process cannot run the chain, and says so).
 LABEL_PIPELINE_CONTAINER = "sagemaker-emulator.pipeline-container"

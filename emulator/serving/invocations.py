@@ -32,6 +32,7 @@ from emulator.constants import (
     INVOCATIONS_PATH,
     LABEL_JOB,
     LABEL_KIND,
+    LABEL_MME_SOURCE,
     LABEL_PIPELINE_CONTAINER,
     MAX_PAYLOAD_BYTES,
     PING_PATH,
@@ -433,22 +434,12 @@ def invoke_endpoint(
         hint=f"See the logs of endpoint {name}'s container (docker logs) for more information.",
     )
     try:
-        if container is not None:
-            from emulator.serving import multimodel  # imports this module
-
-            if multimodel.is_multi_model(container):
-                return multimodel.invoke_running(
-                    container,
-                    invoker,
-                    body,
-                    config=config,
-                    content_type=content_type,
-                    accept=accept,
-                    custom_attributes=custom_attributes,
-                    **headers,
+        if container is not None and headers.get("target_model") is not None:
+            if LABEL_MME_SOURCE in container.labels:
+                raise EmulatorError(
+                    f"{name} is a multi-model endpoint: call emulator.serving.invoke_endpoint, which loads TargetModel"
                 )
-            if headers.get("target_model") is not None:
-                raise ValidationError(not_multi_model(name))
+            raise ValidationError(not_multi_model(name))
         return invoker.invoke(
             body,
             endpoint_name=name,

@@ -38,6 +38,11 @@ import requests
 
 from emulator.config import EmulatorConfig
 from emulator.constants import (
+    INVOCATION_TIMEOUT_S,
+    LABEL_MME_CACHE,
+    LABEL_MME_MAX_LOADED,
+    LABEL_MME_SOURCE,
+    LABEL_MME_STAGING,
     LABEL_MULTI_MODELS,
     MME_MAX_LOADED_MODELS,
     MODELS_DIR,
@@ -45,21 +50,17 @@ from emulator.constants import (
     MULTI_MODEL_ENV,
 )
 from emulator.errors import EmulatorError, InputNotFound, InvalidSpec, ModelError, S3Error, ValidationError
-from emulator.runtime.docker import Managed, Mount
+from emulator.runtime.docker import DockerClient, Managed, Mount
 from emulator.runtime.session import Session
 from emulator.serving.endpoint import Endpoint
-from emulator.serving.invocations import Body, InvokeHeaders, Invoker, model_error
+from emulator.serving.invocations import Body, InvokeHeaders, Invoker, find_endpoint, model_error
+from emulator.serving.invocations import invoke_endpoint as invoke_single_model
 from emulator.serving.models import ModelDefinition, ModelSource
 from emulator.storage.artifacts import extract_model
 from emulator.storage.s3 import S3, is_s3, split_s3
 
 logger = logging.getLogger(__name__)
 
-#: Labels of a multi-model endpoint's container: what ``invoke NAME --target-model`` in another process needs.
-LABEL_MME_SOURCE = "sagemaker-emulator.mme-source"
-LABEL_MME_STAGING = "sagemaker-emulator.mme-staging"
-LABEL_MME_CACHE = "sagemaker-emulator.mme-cache"
-LABEL_MME_MAX_LOADED = "sagemaker-emulator.mme-max-loaded"
 #: Loads and unloads wait this long for the container (the platform allows a model 360 s to load).
 _LOAD_TIMEOUT_S = 360.0
 _MAX_LIST_PAGES = 100
@@ -490,3 +491,57 @@ def invoke_running(
     finally:
         if session is not None:
             session.close()
+
+
+def invoke_endpoint(
+    endpoint: str,
+    body: Body,
+    *,
+    content_type: str | None = None,
+    accept: str | None = None,
+    custom_attributes: str | None = None,
+    timeout_s: float = INVOCATION_TIMEOUT_S,
+    docker: DockerClient | None = None,
+    config: EmulatorConfig | None = None,
+    **headers: Unpack[InvokeHeaders],
+) -> dict[str, Any]:
+    """Like sagemaker-runtime InvokeEndpoint against a running endpoint (a name, or an ``http://127.0.0.1:PORT``
+    URL), a multi-model one too: its ``target_model`` is loaded first (see :func:`invoke_running`).
+
+    Raises:
+        ValidationError, ModelError: as :meth:`Endpoint.invoke` (and a multi-model endpoint's, see ModelCache).
+        EmulatorError: no running endpoint of that name.
+    """
+    if not endpoint.startswith(("http://", "https://")):
+        container, url = find_endpoint(endpoint, docker or DockerClient(config))
+        if is_multi_model(container):
+            invoker = Invoker(
+                url,
+                timeout_s=timeout_s,
+                max_connections=1,
+                hint=f"See the logs of endpoint {endpoint}'s container (docker logs) for more information.",
+            )
+            try:
+                return invoke_running(
+                    container,
+                    invoker,
+                    body,
+                    config=config,
+                    content_type=content_type,
+                    accept=accept,
+                    custom_attributes=custom_attributes,
+                    **headers,
+                )
+            finally:
+                invoker.close()
+    return invoke_single_model(
+        endpoint,
+        body,
+        content_type=content_type,
+        accept=accept,
+        custom_attributes=custom_attributes,
+        timeout_s=timeout_s,
+        docker=docker,
+        config=config,
+        **headers,
+    )

@@ -213,6 +213,11 @@ class TransformJob(UniqueNameJob, BackgroundJob):
                 f"model {self.model.name}: InferenceExecutionConfig Mode {self.model.execution_mode} serves one "
                 "container per request (TargetContainerHostname); batch transform runs a Serial pipeline only"
             )
+        if self.model.multi_model:
+            raise InvalidSpec(
+                f"model {self.model.name} is Mode MultiModel, which batch transform does not support; create a "
+                "SingleModel model with one of its model .tar.gz files as ModelDataUrl"
+            )
         for key in ("DataCaptureConfig", "ExperimentConfig"):
             if req.get(key):
                 logger.warning("%s: %s is not emulated and is ignored", self.name, key)

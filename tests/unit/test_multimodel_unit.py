@@ -13,9 +13,9 @@ import pytest
 
 from emulator.constants import MODELS_DIR
 from emulator.errors import InvalidSpec, ModelError, ValidationError
-from emulator.serving import Endpoint, ModelDefinition, MultiModelEndpoint
+from emulator.serving import Endpoint, ModelDefinition, serving_endpoint
 from emulator.serving.invocations import Body, InvokeHeaders, Invoker, model_error
-from emulator.serving.multimodel import ModelCache, ModelStager, listed_models, model_name
+from emulator.serving.multimodel import ModelCache, ModelStager, MultiModelEndpoint, listed_models, model_name
 
 
 class FakeContainer(Invoker):
@@ -212,11 +212,11 @@ def test_create_model_multi_model_makes_a_multi_model_endpoint(prefix: Path) -> 
     }
     model = ModelDefinition.from_request(request)
     assert (model.multi_model, model.model_cache) == (True, False)
-    ep = Endpoint.from_model(request)
+    ep = serving_endpoint(request)
     assert isinstance(ep, MultiModelEndpoint)
     assert ep.environment["SAGEMAKER_MULTI_MODEL"] == "true"
     assert (ep.model_prefix, ep.model_cache) == (str(prefix), False)
-    single = Endpoint.from_model({"ModelName": "s", "PrimaryContainer": {"Image": "img"}})
+    single = serving_endpoint({"ModelName": "s", "PrimaryContainer": {"Image": "img"}})
     assert not isinstance(single, MultiModelEndpoint)
 
 
@@ -225,3 +225,17 @@ def test_multi_model_needs_a_prefix() -> None:
         ModelDefinition.from_request({"ModelName": "m", "PrimaryContainer": {"Image": "i", "Mode": "MultiModel"}})
     with pytest.raises(InvalidSpec, match="needs ModelDataUrl"):
         MultiModelEndpoint("img")
+
+
+def test_batch_transform_refuses_a_multi_model_model(prefix: Path, tmp_path: Path) -> None:
+    from emulator.transform import TransformJob
+
+    model = {"PrimaryContainer": {"Image": "img", "Mode": "MultiModel", "ModelDataUrl": str(prefix)}}
+    request = {
+        "ModelName": "mme",
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(tmp_path)}}},
+        "TransformOutput": {"S3OutputPath": str(tmp_path / "out")},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+    with pytest.raises(InvalidSpec, match="Mode MultiModel, which batch transform does not support"):
+        TransformJob(request, models={"mme": model})
