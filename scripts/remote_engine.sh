@@ -79,18 +79,21 @@ start() {
 }
 
 load() {
-  # docker save | docker load through the API: offline, only what the test engine lacks.
-  local image want
+  # docker save | docker load through the API: offline, only what the test engine lacks, in one stream (the
+  # layers images share, such as their base, travel once).
+  local image want missing=()
   for image in "$@"; do
     want="$(docker image inspect --format '{{.Id}}' "$image")" || {
       echo "error: image $image is not on the main engine; build it first" >&2
       exit 1
     }
-    if [ "$(DOCKER_HOST="$HOST" docker image inspect --format '{{.Id}}' "$image" 2>/dev/null)" = "$want" ]; then
-      continue
+    if [ "$(DOCKER_HOST="$HOST" docker image inspect --format '{{.Id}}' "$image" 2>/dev/null)" != "$want" ]; then
+      missing+=("$image")
     fi
-    docker save "$image" | DOCKER_HOST="$HOST" docker load -q >/dev/null
   done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    docker save "${missing[@]}" | DOCKER_HOST="$HOST" docker load -q >/dev/null
+  fi
 }
 
 stop() {
