@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 _FIX_ENGINE = (
     "start Docker ('bash scripts/ensure_docker.sh' as root, or 'sudo systemctl start docker') or set DOCKER_HOST"
 )
+#: docker-py needs paramiko for any ssh:// engine, even when it runs the system's ssh client.
+_FIX_SSH = "install paramiko (pip install paramiko), which docker-py needs for DOCKER_HOST=ssh://..."
 _FIX_FAULT = (
     "check the engine ('docker info'), then run 'python -m emulator cleanup' to remove what the job left behind"
 )
@@ -178,14 +180,15 @@ class DockerClient:
         self._pull = config.pull_missing_images
         try:
             if config.docker_host:
-                self._client = docker.DockerClient(base_url=config.docker_host, timeout=120)
+                # ssh://: through the system's ssh client (its config, keys and agent, as the docker CLI does).
+                ssh = config.docker_host.startswith("ssh://")
+                self._client = docker.DockerClient(base_url=config.docker_host, timeout=120, use_ssh_client=ssh)
             else:
                 self._client = docker.from_env(timeout=120)
             self._client.ping()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise DockerUnavailable(
-                f"no Docker engine answers at {self._host} ({_short(exc)}); {_FIX_ENGINE}"
-            ) from None
+            fix = _FIX_SSH if "paramiko" in str(exc) else _FIX_ENGINE
+            raise DockerUnavailable(f"no Docker engine answers at {self._host} ({_short(exc)}); {fix}") from None
         self._api = self._client.api
 
     def _unavailable(self, what: str, exc: BaseException) -> DockerUnavailable:

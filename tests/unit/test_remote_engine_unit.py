@@ -3,6 +3,7 @@ and the unreachable-port check (emulator/runtime/remote.py, emulator/storage/upl
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import socket
@@ -16,7 +17,7 @@ from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_PID
 from emulator.errors import DockerUnavailable, EmulatorError, PortUnreachable
 from emulator.runtime import remote
-from emulator.runtime.docker import ContainerSpec, Managed, Mount
+from emulator.runtime.docker import ContainerSpec, DockerClient, Managed, Mount
 from emulator.runtime.sweep import sweep
 from emulator.storage.uploads import tar_stream
 
@@ -327,3 +328,12 @@ def test_a_dir_that_changes_while_the_container_runs_is_refreshed_into_its_volum
     _extract(seam.uploads[helper], out)
     assert (out / remote.STAGE_DIR.strip("/") / "0" / "model-a" / "model" / "w.txt").read_text() == "a"
     assert seam.containers == {cid}
+
+
+def test_an_ssh_engine_without_paramiko_names_the_package_to_install() -> None:
+    if importlib.util.find_spec("paramiko") is not None:
+        pytest.skip("paramiko is installed here: docker-py would try the ssh connection itself")
+    with pytest.raises(DockerUnavailable) as err:
+        DockerClient(EmulatorConfig(docker_host="ssh://ci@127.0.0.1:1"))
+    assert "pip install paramiko" in str(err.value)
+    assert err.value.exit_code == 3
