@@ -2,11 +2,11 @@
 
 Both run only for an image labelled ``com.amazonaws.sagemaker.capabilities.multi-models=true`` (skipped as
 unclaimed otherwise, like s29) and only once the plain serving container works (else they are blocked by its root
-cause). Each starts its own container the way a multi-model endpoint does (``SAGEMAKER_MULTI_MODEL=true``, the
-config's serving model packed as ``model.tar.gz`` and extracted read-only under /opt/ml/models/<name>/model) and
-talks to the /models API itself. m40's container gets a memory limit of ``M40_MEMORY_MB`` and loads the model
-under new names until the server answers 507 or ``M40_MAX_LOADS`` are loaded; every load must get 200 or 507,
-and the server must still answer /ping 200 afterwards.
+cause). They share one container, started the way a multi-model endpoint does (``SAGEMAKER_MULTI_MODEL=true``, the
+config's serving model packed as ``model.tar.gz`` and extracted read-only under /opt/ml/models/<name>/model) with
+a memory limit of ``M40_MEMORY_MB``, and talk to the /models API themselves. m40 loads the model under new names
+until the server answers 507 or ``M40_MAX_LOADS`` are loaded; every load must get 200 or 507, and the server must
+still answer /ping 200 afterwards.
 """
 
 from __future__ import annotations
@@ -72,13 +72,12 @@ def _start_multi_model(h: Harness, model_dir: Path, label: str, memory_limit_mb:
 
 
 def _multi_model(
-    h: Harness, shared: EndpointHandle, model_dir: Path | None, check_id: str, memory_limit_mb: int | None = None
+    h: Harness, shared: EndpointHandle, model_dir: Path | None, check_id: str
 ) -> tuple[EndpointHandle, MultiModelEndpoint]:
-    """The check's running multi-model endpoint (started once per session); a start failure is the check's."""
+    """The checks' running multi-model endpoint (started once per session); a start failure is the check's."""
     require_endpoint(shared, check_id)  # the plain container must serve first (else: blocked by its root cause)
     assert model_dir is not None, "a serving container runs, so there is a model"
-    label = f"mme-{check_id}"
-    handle = h.once(label, lambda: _start_multi_model(h, model_dir, label, memory_limit_mb))
+    handle = h.once("multi-model", lambda: _start_multi_model(h, model_dir, "mme", M40_MEMORY_MB))
     if not isinstance(handle.endpoint, MultiModelEndpoint):
         violation(
             check_id,
@@ -188,7 +187,7 @@ def test_m40_out_of_memory_is_507(
 ) -> None:
     h = contract_harness
     _require_claim(h, "m40")
-    handle, ep = _multi_model(h, sagemaker_endpoint, serving_model_dir, "m40", memory_limit_mb=M40_MEMORY_MB)
+    handle, ep = _multi_model(h, sagemaker_endpoint, serving_model_dir, "m40")
     _, url = ep.stage(_TARGET)
     setting = f"the container limited to {M40_MEMORY_MB} MiB, the model loaded under new names"
     for i in range(M40_MAX_LOADS):
