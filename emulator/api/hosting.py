@@ -92,6 +92,7 @@ class HostingOperations(Registry):
                 name=record.name,
                 session=self.session,
                 log_sink_for=lambda variant: self.logs.endpoint_sink(record.name, variant),
+                scalable=True,  # UpdateEndpointWeightsAndCapacities starts and removes instances
             )
         except EmulatorError as exc:
             record.data = self._endpoint_data(record, config_name, "Failed", variants=variants, failure=str(exc))
@@ -177,26 +178,64 @@ class HostingOperations(Registry):
         return {"EndpointArn": record.arn}
 
     def update_endpoint_weights_and_capacities(self, p: dict[str, Any]) -> dict[str, Any]:
-        """New variant weights (and reported instance counts) at once: the endpoint stays InService."""
+        """New variant weights at once; new instance counts (DesiredInstanceCount) are started or removed in the
+        background while the endpoint is Updating and serves on (back to InService when done; a failed start is
+        the FailureReason and the variant keeps the instances it had)."""
         record = self._get("Endpoint", p["EndpointName"])
         endpoint = self._live.get(("Endpoint", record.name))
         if endpoint is None or record.data.get("EndpointStatus") != "InService":
             raise validation(f"Cannot update endpoint {record.name} while it is {record.data.get('EndpointStatus')}.")
         wanted = p["DesiredWeightsAndCapacities"]
+        counts = {w["VariantName"]: int(w["DesiredInstanceCount"]) for w in wanted if "DesiredInstanceCount" in w}
+        if any(n < 1 for n in counts.values()):
+            raise validation(f"DesiredInstanceCount must be 1 or more for endpoint {record.name}.")
         try:
+            changing = {
+                v: n for v, n in counts.items() if v in endpoint.endpoints and endpoint.running_instances(v) != n
+            }
             endpoint.update_weights(
-                {w["VariantName"]: w["DesiredWeight"] for w in wanted if "DesiredWeight" in w},
-                {w["VariantName"]: w["DesiredInstanceCount"] for w in wanted if "DesiredInstanceCount" in w},
+                {w["VariantName"]: w["DesiredWeight"] for w in wanted if "DesiredWeight" in w}, counts
             )
         except ValidationError as exc:
             raise validation(str(exc)) from None
+        status = "Updating" if changing else "InService"
         record.data = {
             **record.data,
+            "EndpointStatus": status,
             "ProductionVariants": endpoint.describe_variants(),
             "LastModifiedTime": _session.now(),
         }
+        record.data.pop("FailureReason", None)
         self.store.put(record)
+        if changing:
+            t = threading.Thread(
+                target=self._scale, args=(record, endpoint, changing), name=f"scale-{record.name}"[:60], daemon=True
+            )
+            self._threads.append(t)
+            t.start()
         return {"EndpointArn": record.arn}
+
+    def _scale(self, record: Record, endpoint: VariantEndpoint, counts: Mapping[str, int]) -> None:
+        failure = None
+        try:
+            endpoint.scale(counts)
+        except Exception as exc:
+            failure = str(exc).split("\n", 1)[0]
+        with self._lock:
+            if (
+                self._records["Endpoint"].get(record.name) is not record
+                or self._live.get(("Endpoint", record.name)) is not endpoint
+            ):
+                return  # deleted or replaced meanwhile
+            record.data = {
+                **record.data,
+                "EndpointStatus": "InService",
+                "ProductionVariants": endpoint.describe_variants(),
+                "LastModifiedTime": _session.now(),
+            }
+            if failure:
+                record.data["FailureReason"] = failure[:1024]
+        self.store.put(record)
 
     def delete_endpoint(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["EndpointName"]

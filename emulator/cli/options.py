@@ -179,7 +179,7 @@ def endpoint_from_flags(args: argparse.Namespace, config: EmulatorConfig, **kwar
     if args.instance_type:
         common["instance_type"] = args.instance_type
     if args.model_spec:
-        overrides = {"environment": dict(args.env)} if args.env else {}
+        overrides: dict[str, Any] = {"environment": dict(args.env)} if args.env else {}
         return serving_endpoint(load_spec(args.model_spec), **overrides, **common)
     if not args.image:
         raise errors.InvalidSpec("no serving image: pass --image IMAGE (with --model-data) or --model-spec FILE")

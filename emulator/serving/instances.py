@@ -41,6 +41,7 @@ from emulator.runtime.session import Session
 from emulator.serving.endpoint import Endpoint, refuse_running_namesake
 from emulator.serving.invocations import DEFAULT_VARIANT, Body, InvokeHeaders, Invoker, RawResponse
 from emulator.serving.models import ModelDefinition
+from emulator.serving.multimodel import MultiModelEndpoint
 from emulator.spec import validate
 from emulator.storage.s3 import S3
 
@@ -64,17 +65,21 @@ def serving_endpoint(
     model: ModelDefinition | Mapping[str, Any],
     *,
     production_variant: Mapping[str, Any] | None = None,
+    scalable: bool = False,
     **kwargs: Any,
 ) -> Endpoint | ModelInstances:
     """The endpoint for a model and one ProductionVariant: a plain :class:`Endpoint` for one container on one
-    instance, else :class:`ModelInstances`. Keyword arguments go to the Endpoint(s).
+    instance (unless ``scalable``: the API server scales variants), else :class:`ModelInstances`. Keyword arguments
+    go to the Endpoint(s).
 
     Raises:
         InvalidSpec: the model or the variant does not fit the API.
     """
     m = model if isinstance(model, ModelDefinition) else ModelDefinition.from_request(model)
     count = int((production_variant or {}).get("InitialInstanceCount", 1))
-    if m.multi_model or (not m.containers and count <= 1):  # a multi-model endpoint: one container
+    if m.multi_model:  # a multi-model endpoint: one container
+        return MultiModelEndpoint.from_model(m, production_variant=production_variant, **kwargs)
+    if not m.containers and count <= 1 and not scalable:
         return Endpoint.from_model(m, production_variant=production_variant, **kwargs)
     return ModelInstances(m, production_variant=production_variant, **kwargs)
 
@@ -201,31 +206,33 @@ class ModelInstances:
         self._status = "Creating"
         self._failure: str | None = None
         self._lock = threading.Lock()
+        self._scale_lock = threading.Lock()
+        self._pending: list[_Instance] = []
         self._turn = itertools.count()
-        one = {**v, "InitialInstanceCount": 1}
-        parts = self.model.containers or (self.model,)
-        self.instances: list[_Instance] = []
-        for _ in range(self.instance_count):
-            iid = f"i-{secrets.token_hex(8)}"
-            members = [
-                Endpoint.from_model(
-                    part,
-                    production_variant=one,
-                    name=self.name,
-                    session=self.session,
-                    log_sink=log_sink,
-                    kind=kind,
-                    log_source="/".join([self.name, iid, *([cname] if self.model.containers else [])]),
-                    **kwargs,
-                )
-                for part, cname in zip(parts, self.container_names, strict=True)
-            ]
-            if self.model.containers:
-                for j, (member, cname) in enumerate(zip(members, self.container_names, strict=True)):
-                    member.labels[LABEL_PIPELINE_CONTAINER] = f"{j + 1}/{len(members)} {cname}"
-            self.instances.append(_Instance(iid, members))
+        self._member_options: dict[str, Any] = {
+            "production_variant": {**v, "InitialInstanceCount": 1},
+            "name": self.name,
+            "session": self.session,
+            "log_sink": log_sink,
+            "kind": kind,
+            **kwargs,
+        }
+        self.instances: list[_Instance] = [self._new_instance() for _ in range(self.instance_count)]
         #: Seconds from the start until the last container answered /ping.
         self.ready_after_s: float | None = None
+
+    def _new_instance(self) -> _Instance:
+        """One instance (not started): an Endpoint per container of the model."""
+        iid = f"i-{secrets.token_hex(8)}"
+        parts = self.model.containers or (self.model,)
+        members = []
+        for j, (part, cname) in enumerate(zip(parts, self.container_names, strict=True)):
+            tail = [cname] if self.model.containers else []
+            member = Endpoint.from_model(part, log_source="/".join([self.name, iid, *tail]), **self._member_options)
+            if self.model.containers:
+                member.labels[LABEL_PIPELINE_CONTAINER] = f"{j + 1}/{len(parts)} {cname}"
+            members.append(member)
+        return _Instance(iid, members)
 
     # -- what callers read ---------------------------------------------------------------------------------
     @property
@@ -273,22 +280,13 @@ class ModelInstances:
                 claim(f"{self._kind}:endpoint", self.name, noun="endpoint")
                 self._claimed = True
                 refuse_running_namesake(self.session.docker, self.name, self._kind)
-            self._start_all()
+            self._start_instances(self.instances, "every container of the endpoint is removed")
         except BaseException as exc:
             self._status, self._failure = "Failed", str(exc).split("\n", 1)[0]
             self._release()
             raise
         for inst in self.instances:
-            if self.model.containers:
-                for member, cname in zip(inst.members, self.container_names, strict=True):
-                    member.invoker.source = cname
-            if self.mode == SERIAL and len(inst.members) > 1:
-                inst.chain = ChainInvoker(
-                    [m.invoker for m in inst.members],
-                    variant=self.variant_name,
-                    timeout_s=inst.members[0].invocation_timeout_s,
-                    hint=f"See the log streams of endpoint {self.name}'s containers for more information.",
-                )
+            self._serve(inst)
         self.ready_after_s = time.monotonic() - began
         self._status = "InService"
         logger.info(
@@ -299,22 +297,80 @@ class ModelInstances:
         )
         return self
 
-    def _start_all(self) -> None:
+    def _start_instances(self, instances: Sequence[_Instance], outcome: str) -> None:
         labelled = [
             (f"{inst.id}/{cname}" if self.model.containers else inst.id, member)
-            for inst in self.instances
+            for inst in instances
             for member, cname in zip(inst.members, self.container_names, strict=True)
         ]
         errors = start_together(labelled)
         if errors:
             label, first = first_cause(errors, list(errors))  # in the order they failed: the first is the cause
-            first.add_note(f"{label} of endpoint {self.name} failed; every container of the endpoint is removed")
+            first.add_note(f"{label} of endpoint {self.name} failed; {outcome}")
             raise first
+
+    def _serve(self, inst: _Instance) -> None:
+        """A started instance's clients: each container named in errors, the chain of a pipeline."""
+        if self.model.containers:
+            for member, cname in zip(inst.members, self.container_names, strict=True):
+                member.invoker.source = cname
+        if self.mode == SERIAL and len(inst.members) > 1:
+            inst.chain = ChainInvoker(
+                [m.invoker for m in inst.members],
+                variant=self.variant_name,
+                timeout_s=inst.members[0].invocation_timeout_s,
+                hint=f"See the log streams of endpoint {self.name}'s containers for more information.",
+            )
+
+    def scale(self, count: int) -> None:
+        """UpdateEndpointWeightsAndCapacities' DesiredInstanceCount: start instances up to ``count`` (the running
+        ones serve meanwhile; a new one takes requests once all its containers answer /ping), or take the extra
+        ones out of the rotation, then stop and remove them.
+
+        Raises:
+            ValidationError: ``count`` is below 1, or the endpoint is not InService.
+            EndpointNotReady, ContainerFailed, DockerUnavailable: a new instance did not start; the new instances
+                are removed and the running ones serve on.
+        """
+        if count < 1:
+            raise ValidationError(f"DesiredInstanceCount must be 1 or more for endpoint {self.name}, not {count}")
+        if self._status != "InService":
+            raise ValidationError(f"Cannot scale endpoint {self.name} while it is {self._status}.")
+        with self._scale_lock:
+            current = len(self.instances)
+            if count > current:
+                new = [self._new_instance() for _ in range(count - current)]
+                with self._lock:
+                    self._pending = new  # a stop or close meanwhile reaches them too
+                try:
+                    self._start_instances(new, "the new instances are removed; the running ones serve on")
+                    for inst in new:
+                        self._serve(inst)
+                    with self._lock:
+                        if self._status != "InService":
+                            raise EmulatorError(f"endpoint {self.name} was closed while it scaled")
+                        self.instances = [*self.instances, *new]
+                except BaseException:
+                    self._close_instances(new)
+                    raise
+                finally:
+                    with self._lock:
+                        self._pending = []
+            elif count < current:
+                with self._lock:
+                    gone, self.instances = self.instances[count:], self.instances[:count]
+                failure = self._close_instances(gone)
+                if failure is not None:
+                    raise failure
+            self.instance_count = count
+            logger.info("endpoint %s: %d instance(s) now", self.name, count)
 
     def stop(self, grace_s: float | None = None) -> StopResult:
         """Stop every container (any thread, any time); the last one's StopResult."""
         result = StopResult(None, 0.0, False)
-        for member in self.endpoints:
+        with self._lock:
+            pending = [m for inst in self._pending for m in inst.members]
+        for member in [*self.endpoints, *pending]:
             result = member.stop(grace_s)
         return result
 
@@ -333,22 +389,32 @@ class ModelInstances:
             raise failure
 
     def _release(self) -> DockerUnavailable | None:
-        failure: DockerUnavailable | None = None
+        with self._lock:
+            pending = list(self._pending)
+        for inst in pending:  # instances a scale-up is starting: their start fails, and scale removes them
+            for member in inst.members:
+                member.stop(grace_s=0)
         try:
-            for inst in self.instances:
-                if inst.chain is not None:
-                    inst.chain.close()
-                for member in inst.members:
-                    try:
-                        member.close()
-                    except DockerUnavailable as exc:
-                        failure = failure or exc
+            return self._close_instances(self.instances)
         finally:
             if self._claimed:
                 release(f"{self._kind}:endpoint", self.name)
                 self._claimed = False
             if self._owns_session:
                 self.session.close()
+
+    @staticmethod
+    def _close_instances(instances: Sequence[_Instance]) -> DockerUnavailable | None:
+        """Close every container of ``instances``; the first engine failure (each is closed all the same)."""
+        failure: DockerUnavailable | None = None
+        for inst in instances:
+            if inst.chain is not None:
+                inst.chain.close()
+            for member in inst.members:
+                try:
+                    member.close()
+                except DockerUnavailable as exc:
+                    failure = failure or exc
         return failure
 
     def wait(self, timeout_s: float | None = None) -> int | None:

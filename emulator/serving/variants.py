@@ -88,7 +88,7 @@ class VariantEndpoint:
             if model is None:
                 raise InvalidSpec(f"production variant {variant.get('VariantName')!r} names an unknown model")
             sink = log_sink_for(str(variant.get("VariantName", DEFAULT_VARIANT))) if log_sink_for else None
-            extra = {"log_sink": sink} if sink is not None else {}
+            extra: dict[str, Any] = {"log_sink": sink} if sink is not None else {}
             endpoint = serving_endpoint(model, production_variant=variant, name=name, **extra, **kwargs)
             pairs.append((variant, endpoint))
         return cls(name, pairs, rng=rng)
@@ -160,17 +160,41 @@ class VariantEndpoint:
         Raises:
             ValidationError: an unknown variant name, a negative weight, or no variant left with a weight above 0.
         """
-        unknown = sorted((set(desired) | set(counts or {})) - set(self.endpoints))
-        if unknown:
-            raise ValidationError(
-                f"The variant name(s) [{', '.join(unknown)}] are not present in endpoint {self.name}; its variants "
-                f"are [{', '.join(self.endpoints)}]."
-            )
+        self._check_known(set(desired) | set(counts or {}))
         with self._lock:
             weights = {**self._weights, **{k: float(v) for k, v in desired.items()}}
             _check_weights(weights, error=ValidationError)
             self._weights = weights
             self._counts.update({k: int(v) for k, v in (counts or {}).items()})
+
+    def _check_known(self, names: set[str]) -> None:
+        unknown = sorted(names - set(self.endpoints))
+        if unknown:
+            raise ValidationError(
+                f"The variant name(s) [{', '.join(unknown)}] are not present in endpoint {self.name}; its variants "
+                f"are [{', '.join(self.endpoints)}]."
+            )
+
+    def scale(self, counts: Mapping[str, int]) -> None:
+        """DesiredInstanceCount by variant: each :class:`ModelInstances` variant starts or removes instances (see
+        :meth:`ModelInstances.scale`); a plain :class:`Endpoint` variant (one container) only reports the count.
+
+        Raises:
+            ValidationError: an unknown variant or a count below 1.
+            EndpointNotReady, ContainerFailed, DockerUnavailable: a new instance did not start (the variant keeps
+                the instances it had).
+        """
+        self._check_known(set(counts))
+        for vname, count in counts.items():
+            with self._lock:
+                self._counts[vname] = int(count)  # DesiredInstanceCount while it scales
+            endpoint = self.endpoints[vname]
+            if isinstance(endpoint, ModelInstances):
+                try:
+                    endpoint.scale(int(count))
+                finally:
+                    with self._lock:
+                        self._counts[vname] = len(endpoint.instances)
 
     def choose(self, target_variant: str | None = None) -> str:
         """The variant a request goes to: ``target_variant`` if given, else a weighted random pick.
@@ -217,6 +241,11 @@ class VariantEndpoint:
         status = next((s for s in ("Failed", "Creating", "Deleting") if s in statuses), first["EndpointStatus"])
         return {**first, "EndpointStatus": status, "ProductionVariants": self.describe_variants(status == "InService")}
 
+    def running_instances(self, vname: str) -> int:
+        """How many instances of a variant serve (a plain Endpoint variant: the count it reports)."""
+        endpoint = self.endpoints[vname]
+        return len(endpoint.instances) if isinstance(endpoint, ModelInstances) else self._counts[vname]
+
     def describe_variants(self, in_service: bool = True) -> list[dict[str, Any]]:
         """DescribeEndpoint's ProductionVariants: every variant's weights and instance counts."""
         with self._lock:
@@ -225,7 +254,7 @@ class VariantEndpoint:
                     "VariantName": vname,
                     "CurrentWeight": self._weights[vname],
                     "DesiredWeight": self._weights[vname],
-                    "CurrentInstanceCount": self._counts[vname] if in_service else 0,
+                    "CurrentInstanceCount": self.running_instances(vname) if in_service else 0,
                     "DesiredInstanceCount": self._counts[vname],
                 }
                 for vname in self.endpoints

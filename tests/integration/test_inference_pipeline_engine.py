@@ -152,6 +152,26 @@ def test_a_pipeline_endpoint_of_two_instances_through_boto3(server: ApiServer, c
     assert sorted(s.rsplit("/", 1)[1] for s in streams) == ["post", "post", "pre", "pre"]
     assert all(s.startswith("AllTraffic/i-") for s in streams)
 
+    # UpdateEndpointWeightsAndCapacities: DesiredInstanceCount starts a third instance, then 1 keeps one
+    for count in (3, 1):
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName="pipe-ep",
+            DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": count}],
+        )
+        scaled = _poll(
+            lambda: (d := sm.describe_endpoint(EndpointName="pipe-ep"))["EndpointStatus"] == "InService" and d,
+            f"{count} instances",
+        )
+        assert "FailureReason" not in scaled, scaled["FailureReason"]
+        variant = scaled["ProductionVariants"][0]
+        assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (count, count)
+        assert len(containers_of("pipe-ep")) == 2 * count
+        seen = {
+            json.loads(runtime.invoke_endpoint(EndpointName="pipe-ep", Body=b"x")["Body"].read())["steps"][0]["process"]
+            for _ in range(count)
+        }
+        assert len(seen) == count  # every instance serves
+
     sm.delete_endpoint(EndpointName="pipe-ep")
     _poll(lambda: containers_of("pipe-ep") == [], "every container removed")
 
