@@ -585,14 +585,31 @@ class DockerClient:
         return [Managed("volume", v["Name"], v["Name"], v.get("Labels") or {}) for v in found]
 
     def put_archive(self, container_id: str, path: str, chunks: Iterable[bytes]) -> None:
-        """Unpack a tar stream (sent as it is produced) at ``path`` in a created or stopped container."""
+        """Unpack a tar stream (sent as it is produced) at ``path`` in a created or stopped container.
+
+        An :class:`EmulatorError` the stream raises (a file it cannot read) is raised as it is, not as the broken
+        connection the aborted upload looks like.
+        """
+        failed: list[EmulatorError] = []
+
+        def guarded() -> Iterator[bytes]:
+            try:
+                yield from chunks
+            except EmulatorError as exc:
+                failed.append(exc)
+                raise
+
         with self._engine(f"uploading into {path} of a container"):
             try:
-                self._api.put_archive(container_id, path, chunks)
+                self._api.put_archive(container_id, path, guarded())
             except docker.errors.APIError as exc:
                 if _engine_fault(exc):
                     raise
                 raise EmulatorError(f"could not upload into {path} of the container: {_short(exc)}") from None
+            except _CONNECTION_ERRORS:
+                if failed:
+                    raise failed[0] from None
+                raise
 
     def has_gpus(self) -> bool:
         """Whether the engine can give containers NVIDIA GPUs (``docker info``: the nvidia runtime, or GPU devices)."""

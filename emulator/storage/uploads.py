@@ -13,6 +13,8 @@ import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from emulator.errors import InputNotFound
+
 _CHUNK = 1024 * 1024
 _BLOCK = tarfile.BLOCKSIZE
 
@@ -21,7 +23,8 @@ def tar_stream(items: Iterable[tuple[str, str]]) -> Iterator[bytes]:
     """A tar archive of each ``(source, name)``: the file or the tree at ``source`` stored under ``name``.
 
     Entries are owned by root with the files' own permission bits (every entry readable by any user, as a bind
-    mount of the staged dirs shows them); symlinks stay links; hard links become plain files.
+    mount of the staged dirs shows them); symlinks stay links; hard links become plain files. A file that cannot be
+    read raises :class:`~emulator.errors.InputNotFound` (one line naming it) from the iteration.
 
     >>> import io, tempfile
     >>> with tempfile.TemporaryDirectory() as d:
@@ -43,6 +46,16 @@ def tar_stream(items: Iterable[tuple[str, str]]) -> Iterator[bytes]:
 
 
 def _entry(path: Path, name: str) -> Iterator[bytes]:
+    try:
+        yield from _entry_of(path, name)
+    except OSError as exc:
+        raise InputNotFound(
+            f"cannot read {path} to send it to the Docker engine ({exc.strerror or exc}); fix its permissions, or "
+            "leave it out of the input"
+        ) from None
+
+
+def _entry_of(path: Path, name: str) -> Iterator[bytes]:
     st = path.lstat()
     info = tarfile.TarInfo(name)
     info.mtime = int(st.st_mtime)

@@ -24,7 +24,7 @@ import requests
 
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_PID, LABEL_SESSION
-from emulator.errors import EmulatorError
+from emulator.errors import EmulatorError, InputNotFound
 from emulator.processing import ProcessingJob
 from emulator.runtime import session as _session
 from emulator.runtime.docker import ContainerSpec, DockerClient, Mount
@@ -345,3 +345,20 @@ def test_cleanup_removes_the_volumes_a_killed_cli_left(
     finally:
         proc.kill()
         client.close()
+
+
+def test_an_input_file_that_cannot_be_read_is_bad_input_and_leaves_nothing(
+    probe_image: str, config: EmulatorConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    req = _one_channel_job(probe_image, tmp_path)
+    (tmp_path / "train" / "locked.csv").write_text("2\n")
+    real_open = Path.open
+
+    def refusing_open(self: Path, *args: Any, **kwargs: Any) -> Any:  # root reads anything: refuse as a user would
+        if self.name == "locked.csv":
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refusing_open)
+    with pytest.raises(InputNotFound, match=r"cannot read .*locked\.csv .*Permission denied"):
+        TrainingJob(req, config=config).run()  # the fixture checks that nothing is left on either engine

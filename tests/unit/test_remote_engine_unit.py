@@ -10,12 +10,13 @@ import socket
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from emulator.config import EmulatorConfig
 from emulator.constants import LABEL_PID
-from emulator.errors import DockerUnavailable, EmulatorError, PortUnreachable
+from emulator.errors import DockerUnavailable, EmulatorError, InputNotFound, PortUnreachable
 from emulator.runtime import remote
 from emulator.runtime.docker import ContainerSpec, DockerClient, Managed, Mount
 from emulator.runtime.sweep import sweep
@@ -337,3 +338,22 @@ def test_an_ssh_engine_without_paramiko_names_the_package_to_install() -> None:
         DockerClient(EmulatorConfig(docker_host="ssh://ci@127.0.0.1:1"))
     assert "pip install paramiko" in str(err.value)
     assert err.value.exit_code == 3
+
+
+def test_an_unreadable_input_file_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ok.csv").write_text("1\n")
+    (tmp_path / "locked.csv").write_text("2\n")
+    real_open = Path.open
+
+    def refusing_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "locked.csv":
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refusing_open)
+    with pytest.raises(InputNotFound) as err:
+        b"".join(tar_stream([(str(tmp_path), "stage/0")]))
+    message = str(err.value)
+    assert "\n" not in message
+    assert str(tmp_path / "locked.csv") in message
+    assert "Permission denied" in message
