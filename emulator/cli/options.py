@@ -32,7 +32,8 @@ exit codes: 0 success, 1 job failed or stopped, 2 bad input (spec, flags, paths,
             3 no Docker engine (or no GPUs for an ml.p*/ml.g* type), 130 interrupted (everything started was
             removed)
 environment: SM_EMULATOR_KEEP_CONTAINERS=1, SM_EMULATOR_WORK_DIR, SM_EMULATOR_S3_ENDPOINT_URL
-             (or AWS_ENDPOINT_URL_S3), SM_EMULATOR_ALLOW_CPU_FOR_GPU=1, DOCKER_HOST
+             (or AWS_ENDPOINT_URL_S3), SM_EMULATOR_ALLOW_CPU_FOR_GPU=1, DOCKER_HOST (tcp://, ssh://: a remote
+             engine, inputs sent as volumes; SM_EMULATOR_REMOTE_ENGINE=1/0 overrides, docs/remote-engine.md)
 docs: README.md and docs/ in the project
 """
 
