@@ -210,9 +210,10 @@ class Endpoint:
         """
         m = model if isinstance(model, ModelDefinition) else ModelDefinition.from_request(model)
         if m.multi_model and not cls.multi_model:
-            from emulator.serving.multimodel import MultiModelEndpoint  # a subclass: imported when asked for
-
-            return MultiModelEndpoint.from_model(m, production_variant=production_variant, **kwargs)
+            raise InvalidSpec(
+                f"model {m.name} is Mode MultiModel: serve it with MultiModelEndpoint.from_model (serving_endpoint "
+                "picks it), not Endpoint"
+            )
         v = {"VariantName": DEFAULT_VARIANT, "ModelName": m.name, **(production_variant or {})}
         validate("CreateEndpointConfig", {"EndpointConfigName": "local", "ProductionVariants": [v]})
         if int(v.get("InitialInstanceCount", 1)) > 1:

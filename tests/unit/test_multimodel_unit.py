@@ -218,6 +218,8 @@ def test_create_model_multi_model_makes_a_multi_model_endpoint(prefix: Path) -> 
     assert (ep.model_prefix, ep.model_cache) == (str(prefix), False)
     single = serving_endpoint({"ModelName": "s", "PrimaryContainer": {"Image": "img"}})
     assert not isinstance(single, MultiModelEndpoint)
+    with pytest.raises(InvalidSpec, match="serve it with MultiModelEndpoint"):
+        Endpoint.from_model(request)
 
 
 def test_multi_model_needs_a_prefix() -> None:
