@@ -584,6 +584,15 @@ class DockerClient:
             found = self._api.volumes(filters={"label": label}).get("Volumes") or []
         return [Managed("volume", v["Name"], v["Name"], v.get("Labels") or {}) for v in found]
 
+    def named_volume_at(self, container_id: str, target: str) -> tuple[str, str] | None:
+        """The named volume mounted at ``target`` in the container and the container's image id; None: no volume."""
+        with self._engine("inspecting a container's mounts"):
+            attrs = self._api.inspect_container(container_id)
+        for m in attrs.get("Mounts") or []:
+            if m.get("Type") == "volume" and m.get("Destination") == target and m.get("Name"):
+                return str(m["Name"]), str(attrs["Image"])
+        return None
+
     def put_archive(self, container_id: str, path: str, chunks: Iterable[bytes]) -> None:
         """Unpack a tar stream (sent as it is produced) at ``path`` in a created or stopped container.
 

@@ -32,7 +32,7 @@ from typing import Protocol
 
 from emulator.config import EmulatorConfig
 from emulator.constants import REMOTE_PORT_PATIENCE_S
-from emulator.errors import DockerUnavailable, PortUnreachable
+from emulator.errors import DockerUnavailable, EmulatorError, PortUnreachable
 from emulator.runtime import session as _session
 from emulator.runtime.docker import ContainerSpec, DockerClient, Mount
 from emulator.storage.uploads import tar_stream
@@ -224,15 +224,31 @@ class RemoteDockerClient(DockerClient):
                 self._staged[container_id] = (spec.image, dict(spec.labels), uploads)
         return container_id
 
-    def refresh_mount(self, container_id: str, target: str, rel: str) -> None:
+    def refresh_mount(self, container_id: str, target: str, rel: str, *, source_dir: str | None = None) -> None:
         """Show the container what is now at ``rel`` under the dir bound at ``target`` (see :func:`refresh_volume`).
 
         A local engine's bind shows it by itself; callers look for this method (``getattr``) and call it when the
-        seam has it.
+        seam has it. A container another process created is found by inspecting it; then ``source_dir`` (the
+        bound dir on this machine) must be given.
+
+        Raises:
+            EmulatorError: the container has no volume at ``target`` (it was not created for a remote engine).
         """
         with self._lock:
-            image, labels, uploads = self._staged[container_id]
-        refresh_volume(self._plain, image, uploads[target], rel, labels)
+            staged = self._staged.get(container_id)
+        if staged is not None:
+            image, labels, uploads = staged
+            refresh_volume(self._plain, image, uploads[target], rel, labels)
+            return
+        found = self.named_volume_at(container_id, target) if source_dir is not None else None
+        if found is None or source_dir is None:
+            raise EmulatorError(
+                f"container {container_id[:12]} has no volume at {target} to copy {rel} into; it was not created "
+                "for a remote engine (set SM_EMULATOR_REMOTE_ENGINE as the process that started it did)"
+            )
+        volume, image = found
+        labels = _session.labels("staging", container_id[:12])
+        refresh_volume(self._plain, image, Upload(volume, source_dir), rel, labels)
 
     def remove(self, container_id: str) -> None:
         """Remove the container, then the volumes made for it.

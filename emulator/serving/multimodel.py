@@ -50,7 +50,8 @@ from emulator.constants import (
     MULTI_MODEL_ENV,
 )
 from emulator.errors import EmulatorError, InputNotFound, InvalidSpec, ModelError, S3Error, ValidationError
-from emulator.runtime.docker import DockerClient, Managed, Mount
+from emulator.runtime.docker import DockerClient, DockerSeam, Managed, Mount
+from emulator.runtime.remote import client as remote_client
 from emulator.runtime.session import Session
 from emulator.serving.endpoint import Endpoint
 from emulator.serving.invocations import Body, InvokeHeaders, Invoker, find_endpoint, model_error
@@ -466,12 +467,14 @@ def invoke_running(
     body: Body,
     *,
     config: EmulatorConfig | None = None,
+    docker: DockerSeam | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """InvokeEndpoint with TargetModel on a multi-model endpoint another process serves (``invoke NAME``).
 
     The models the container has loaded come from ``GET /models`` (least recently used order is this call's guess:
-    the listing's order); the prefix, staging directory and cache setting from the container's labels.
+    the listing's order); the prefix, staging directory and cache setting from the container's labels. ``docker``:
+    the seam that found the container (a remote engine's copies a newly staged model into its volume).
     """
     if kwargs.get("target_model") is None:
         raise ValidationError(missing_target_model())
@@ -479,7 +482,14 @@ def invoke_running(
     prefix = labels[LABEL_MME_SOURCE]
     session = Session(config) if is_s3(prefix) else None
     try:
-        stager = ModelStager(prefix, Path(labels[LABEL_MME_STAGING]), session.s3 if session else None)
+        staging = labels[LABEL_MME_STAGING]
+        refresh = getattr(docker, "refresh_mount", None)
+
+        def on_staged(name: str) -> None:
+            if refresh is not None:
+                refresh(container.id, MODELS_DIR, name, source_dir=staging)
+
+        stager = ModelStager(prefix, Path(staging), session.s3 if session else None, on_staged=on_staged)
         cache = ModelCache(
             invoker,
             stager,
@@ -513,7 +523,8 @@ def invoke_endpoint(
         EmulatorError: no running endpoint of that name.
     """
     if not endpoint.startswith(("http://", "https://")):
-        container, url = find_endpoint(endpoint, docker or DockerClient(config))
+        docker = docker or remote_client(config or EmulatorConfig())
+        container, url = find_endpoint(endpoint, docker)
         if is_multi_model(container):
             invoker = Invoker(
                 url,
@@ -527,6 +538,7 @@ def invoke_endpoint(
                     invoker,
                     body,
                     config=config,
+                    docker=docker,
                     content_type=content_type,
                     accept=accept,
                     custom_attributes=custom_attributes,

@@ -28,6 +28,7 @@ from emulator.errors import EmulatorError, InputNotFound
 from emulator.processing import ProcessingJob
 from emulator.runtime import session as _session
 from emulator.runtime.docker import ContainerSpec, DockerClient, Mount
+from emulator.serving import multimodel
 from emulator.serving.endpoint import Endpoint
 from emulator.serving.multimodel import MultiModelEndpoint
 from emulator.training import TrainingJob
@@ -311,7 +312,14 @@ def test_multi_model_endpoint_sees_models_staged_after_it_started(
             tf.add(tmp_path / name / "answer.txt", "answer.txt")
     with MultiModelEndpoint(multimodel_image, model_data=str(models), config=config) as endpoint:
         answers = [json.loads(endpoint.invoke(b"x", target_model=f"{n}.tar.gz")["Body"]) for n in ("a", "b", "a")]
+        # as another process does it (`invoke NAME --target-model`): found by name, the model copied into the volume
+        (tmp_path / "c").mkdir()
+        (tmp_path / "c" / "answer.txt").write_text("model c")
+        with tarfile.open(models / "c.tar.gz", "w:gz") as tf:
+            tf.add(tmp_path / "c" / "answer.txt", "answer.txt")
+        other = multimodel.invoke_endpoint(endpoint.name, b"x", target_model="c.tar.gz", config=config)
     assert [a["answer"] for a in answers] == ["model a", "model b", "model a"]
+    assert json.loads(other["Body"])["answer"] == "model c"
 
 
 def test_cleanup_removes_the_volumes_a_killed_cli_left(
