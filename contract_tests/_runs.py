@@ -594,16 +594,19 @@ class Harness:
         environment: Mapping[str, str] | None = None,
         network_isolation: bool = False,
         startup_timeout_s: float | None = None,
+        endpoint_class: type[Endpoint] | None = None,
+        **options: Any,
     ) -> EndpointHandle:
         """Start a serving container (``docker run IMAGE serve``) and wait for /ping; never raises on failure.
 
-        ``startup_timeout_s`` bounds the wait (default: ``--startup-timeout``).
+        ``startup_timeout_s`` bounds the wait (default: ``--startup-timeout``); ``endpoint_class`` (default
+        :class:`Endpoint`, e.g. ``MultiModelEndpoint``) gets ``options`` too.
         """
         from emulator import EmulatorError, Endpoint
 
         env = dict(self.config.serving.environment if environment is None else environment)
         handle = EndpointHandle(label, env)
-        ep = Endpoint(
+        ep = (endpoint_class or Endpoint)(
             self.image,
             model_data=str(model_dir),
             environment=env,
@@ -614,6 +617,7 @@ class Harness:
             session=self.session,
             log_sink=handle.logs,
             fail_fast=True,
+            **options,
         )
         try:
             ep.start()

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from contract_tests._report import check, http_request, skip, violation
-from contract_tests._runs import EndpointHandle, Harness, job_name, require_endpoint
+from contract_tests._runs import EndpointHandle, Harness, require_endpoint
 from emulator import EmulatorError
 from emulator.constants import LABEL_MULTI_MODELS, MODELS_PATH, PING_PATH
 from emulator.serving.multimodel import MultiModelEndpoint, label_claims_multi_model
@@ -49,26 +49,7 @@ def _start_multi_model(h: Harness, model_dir: Path, label: str, memory_limit_mb:
     with tarfile.open(prefix / _TARGET, "w:gz") as tf:
         for path in sorted(model_dir.iterdir()):
             tf.add(path, arcname=path.name)
-    env = dict(h.config.serving.environment)
-    handle = EndpointHandle(label, env)
-    ep = MultiModelEndpoint(
-        h.image,
-        model_data=str(prefix),
-        environment=env,
-        memory_limit_mb=memory_limit_mb,
-        name=job_name(label),
-        startup_timeout_s=h.options.startup_timeout_s,
-        invocation_timeout_s=h.options.invocation_timeout_s,
-        session=h.session,
-        log_sink=handle.logs,
-        fail_fast=True,
-    )
-    try:
-        ep.start()
-        handle.endpoint = ep
-    except EmulatorError as exc:
-        handle.error = exc
-    return handle
+    return h.start_endpoint(label, prefix, endpoint_class=MultiModelEndpoint, memory_limit_mb=memory_limit_mb)
 
 
 def _multi_model(

@@ -427,12 +427,7 @@ def invoke_endpoint(
     else:
         container, url = find_endpoint(endpoint, docker or DockerClient(config))
         name = endpoint
-    invoker = Invoker(
-        url,
-        timeout_s=timeout_s,
-        max_connections=1,
-        hint=f"See the logs of endpoint {name}'s container (docker logs) for more information.",
-    )
+    invoker = client_of(url, name, timeout_s)
     try:
         if container is not None and headers.get("target_model") is not None:
             if LABEL_MME_SOURCE in container.labels:
@@ -450,6 +445,12 @@ def invoke_endpoint(
         )
     finally:
         invoker.close()
+
+
+def client_of(url: str, name: str, timeout_s: float) -> Invoker:
+    """The one-request client of a running endpoint another process serves (``invoke NAME``)."""
+    hint = f"See the logs of endpoint {name}'s container (docker logs) for more information."
+    return Invoker(url, timeout_s=timeout_s, max_connections=1, hint=hint)
 
 
 def _as_bytes(body: Body) -> bytes:

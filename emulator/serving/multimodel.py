@@ -54,7 +54,7 @@ from emulator.runtime.docker import DockerClient, DockerSeam, Managed, Mount
 from emulator.runtime.remote import client as remote_client
 from emulator.runtime.session import Session
 from emulator.serving.endpoint import Endpoint
-from emulator.serving.invocations import Body, InvokeHeaders, Invoker, find_endpoint, model_error
+from emulator.serving.invocations import Body, InvokeHeaders, Invoker, client_of, find_endpoint, model_error
 from emulator.serving.invocations import invoke_endpoint as invoke_single_model
 from emulator.serving.models import ModelDefinition, ModelSource
 from emulator.storage.artifacts import extract_model
@@ -526,12 +526,7 @@ def invoke_endpoint(
         docker = docker or remote_client(config or EmulatorConfig())
         container, url = find_endpoint(endpoint, docker)
         if is_multi_model(container):
-            invoker = Invoker(
-                url,
-                timeout_s=timeout_s,
-                max_connections=1,
-                hint=f"See the logs of endpoint {endpoint}'s container (docker logs) for more information.",
-            )
+            invoker = client_of(url, endpoint, timeout_s)
             try:
                 return invoke_running(
                     container,

@@ -89,6 +89,28 @@ class Api:
         self.logs = _client(server, "logs")
 
 
+def serve(api: Api, model: str, config_name: str, endpoint: str) -> None:
+    """An endpoint config of one variant for ``model`` and an endpoint on it, InService."""
+    api.sm.create_endpoint_config(
+        EndpointConfigName=config_name,
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+    )
+    api.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config_name)
+    up = wait_for(lambda: api.sm.describe_endpoint(EndpointName=endpoint), "EndpointStatus", {"InService", "Failed"})
+    assert up["EndpointStatus"] == "InService", up
+
+
+def delete_endpoint(api: Api, endpoint: str) -> None:
+    """DeleteEndpoint, and its containers gone within a minute."""
+    api.sm.delete_endpoint(EndpointName=endpoint)
+    deadline = time.monotonic() + 60
+    while our_containers(endpoint) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not our_containers(endpoint), our_containers()
+
+
 @pytest.fixture(scope="module")
 def api(fast_config: EmulatorConfig, sample_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     state = tmp_path_factory.mktemp("api-state")
@@ -196,15 +218,7 @@ def test_endpoint_serves_the_trained_model_and_reports_model_errors(
         ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": sample_image, "ModelDataUrl": trained["ModelArtifacts"]["S3ModelArtifacts"]},
     )
-    api.sm.create_endpoint_config(
-        EndpointConfigName=cfg,
-        ProductionVariants=[
-            {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
-        ],
-    )
-    api.sm.create_endpoint(EndpointName=ep, EndpointConfigName=cfg)
-    up = wait_for(lambda: api.sm.describe_endpoint(EndpointName=ep), "EndpointStatus", {"InService", "Failed"})
-    assert up["EndpointStatus"] == "InService", up
+    serve(api, model, cfg, ep)
     rows = b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
     answer = api.runtime.invoke_endpoint(EndpointName=ep, Body=rows, ContentType="text/csv", Accept="text/csv")
     assert answer["ContentType"].startswith("text/csv")
@@ -218,11 +232,7 @@ def test_endpoint_serves_the_trained_model_and_reports_model_errors(
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert info.value.response["OriginalStatusCode"] == 415  # the sample's answer to another Content-Type
     assert "Content-Type" in info.value.response["OriginalMessage"]
-    api.sm.delete_endpoint(EndpointName=ep)
-    deadline = time.monotonic() + 60
-    while our_containers(ep) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not our_containers(ep), our_containers()
+    delete_endpoint(api, ep)
 
 
 def test_transform_job_scores_every_test_row(api: Api, trained: dict[str, Any], splits: str, sample_image: str) -> None:
@@ -354,15 +364,7 @@ def test_multi_model_endpoint_loads_each_target_model_from_the_s3_prefix(
         ExecutionRoleArn=ROLE,
         PrimaryContainer={"Image": sample_image, "Mode": "MultiModel", "ModelDataUrl": f"s3://{BUCKET}/mme-{suffix}/"},
     )
-    api.sm.create_endpoint_config(
-        EndpointConfigName=cfg,
-        ProductionVariants=[
-            {"VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
-        ],
-    )
-    api.sm.create_endpoint(EndpointName=ep, EndpointConfigName=cfg)
-    up = wait_for(lambda: api.sm.describe_endpoint(EndpointName=ep), "EndpointStatus", {"InService", "Failed"})
-    assert up["EndpointStatus"] == "InService", up
+    serve(api, model, cfg, ep)
     rows = b"5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
     for target in ("iris.tar.gz", "v2/iris.tar.gz", "iris.tar.gz"):
         answer = api.runtime.invoke_endpoint(EndpointName=ep, Body=rows, ContentType="text/csv", TargetModel=target)
@@ -381,8 +383,4 @@ def test_multi_model_endpoint_loads_each_target_model_from_the_s3_prefix(
             api.runtime.invoke_endpoint(EndpointName=ep, Body=rows, ContentType="text/csv", **extra)
         assert info.value.response["Error"]["Code"] == "ValidationError"
         assert wanted in info.value.response["Error"]["Message"]
-    api.sm.delete_endpoint(EndpointName=ep)
-    deadline = time.monotonic() + 60
-    while our_containers(ep) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not our_containers(ep), our_containers()
+    delete_endpoint(api, ep)
