@@ -28,8 +28,11 @@ def add_command(sub: SubParsers) -> None:
         examples="""examples:
   python -m emulator serve --image my-algo:latest --model-data out/job/output/model.tar.gz
   python -m emulator serve --model-spec model.yaml --name my-endpoint --startup-timeout 600
+  # a multi-model endpoint: model.yaml says PrimaryContainer.Mode: MultiModel, ModelDataUrl: a dir/prefix of .tar.gz
+  python -m emulator serve --model-spec mme.yaml --name my-mme
   # in another shell:
   python -m emulator invoke my-endpoint --content-type text/csv --body '5.1,3.5,1.4,0.2'
+  python -m emulator invoke my-mme --target-model iris-a.tar.gz --content-type text/csv --body '5.1,3.5,1.4,0.2'
 """,
     )
     options.add_model_flags(p)
