@@ -31,6 +31,8 @@ def add_command(sub: SubParsers) -> None:
   python -m emulator invoke http://127.0.0.1:49153 --content-type text/csv --body-file rows.csv
   python -m emulator invoke --image my-algo:latest --model-data model.tar.gz --content-type text/csv --body '1,2,3,4'
   python -m emulator invoke my-mme-endpoint --target-model iris/a.tar.gz --content-type text/csv --body '1,2,3,4'
+  python -m emulator invoke --model-spec pipeline.yaml --content-type text/csv --body '1,2,3,4'
+  python -m emulator invoke --model-spec direct.yaml --target-container-hostname second --body '1,2,3,4'
 """,
     )
     p.add_argument("endpoint", nargs="?", help="endpoint name or http://127.0.0.1:PORT URL")
@@ -45,6 +47,11 @@ def add_command(sub: SubParsers) -> None:
         "--target-model",
         metavar="KEY",
         help="TargetModel of a multi-model endpoint: a model .tar.gz relative to its ModelDataUrl (a.tar.gz)",
+    )
+    p.add_argument(
+        "--target-container-hostname",
+        metavar="NAME",
+        help="TargetContainerHostname: the container of a Direct multi-container model (--model-spec) that answers",
     )
     p.add_argument("--output", metavar="FILE", help="write the response body here instead of stdout")
     p.add_argument(
@@ -76,6 +83,8 @@ def run(args: argparse.Namespace, config: EmulatorConfig) -> int:
     }
     if args.target_model is not None:
         opts["target_model"] = args.target_model
+    if args.target_container_hostname is not None:
+        opts["target_container_hostname"] = args.target_container_hostname
     try:
         if args.endpoint:
             out = invoke_endpoint(args.endpoint, data, timeout_s=args.timeout, config=config, **opts)
