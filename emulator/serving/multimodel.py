@@ -190,7 +190,8 @@ class ModelCache:
         self.keep = keep
         self._loaded: OrderedDict[str, str | None] = OrderedDict((name, None) for name in loaded)
         self._busy: Counter[str] = Counter()
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # the bookkeeping (_loaded, _busy)
+        self._load_lock = threading.Lock()  # one load or unload at a time
 
     @property
     def loaded(self) -> list[str]:
@@ -243,22 +244,38 @@ class ModelCache:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _acquire(self, target_model: str, name: str) -> None:
+        """Mark ``name`` in use, loading it first if needed. Loads and unloads run one at a time (``_load_lock``);
+        an invocation of a loaded model only takes ``_lock`` for the bookkeeping, so it never waits for a load."""
+        if self._take(name):
+            return
+        with self._load_lock:
+            if self._take(name):  # loaded meanwhile (another caller of the same model)
+                return
+            self._load(target_model, name)
+
+    def _take(self, name: str) -> bool:
         with self._lock:
-            if name in self._loaded:
-                self._loaded.move_to_end(name)
-            else:
-                self._load(target_model, name)
+            if name not in self._loaded:
+                return False
+            self._loaded.move_to_end(name)
             self._busy[name] += 1
+            return True
 
     def _release(self, name: str) -> None:
         with self._lock:
             self._busy[name] -= 1
-            if self._busy[name] <= 0:
+            idle = self._busy[name] <= 0
+            if idle:
                 del self._busy[name]
-                if not self.keep and name in self._loaded:
+        if idle and not self.keep:
+            with self._load_lock:
+                with self._lock:
+                    unused = name in self._loaded and not self._busy[name]
+                if unused:
                     self.unload(name)
 
     def _load(self, target_model: str, name: str) -> None:
+        """Stage and ``POST /models`` (under ``_load_lock``); ``name`` is loaded and in use when it returns."""
         url = self.stager.stage(target_model)
         while len(self._loaded) >= self.max_loaded and self._unload_lru(name):
             pass
@@ -268,15 +285,21 @@ class ModelCache:
                 continue  # out of memory: the platform unloads a least recently used model and tries again
             break
         if 200 <= status < 300 or status == 409:  # 409: loaded already (by another process)
-            self._loaded[name] = target_model
-            logger.info("multi-model endpoint: loaded %s as %s (%d loaded)", target_model, name, len(self._loaded))
+            with self._lock:
+                self._loaded[name] = target_model
+                self._busy[name] += 1
+                count = len(self._loaded)
+            logger.info("multi-model endpoint: loaded %s as %s (%d loaded)", target_model, name, count)
             return
         self.stager.remove(name)
         raise model_error(status, answer.decode("utf-8", "replace"), self.invoker.hint)
 
     def _unload_lru(self, keep: str) -> bool:
         """Unload the least recently used model not in use (never ``keep``); False if there is none."""
-        victim = next((n for n in self._loaded if n != keep and not self._busy[n]), None)
+        with self._lock:
+            victim = next((n for n in self._loaded if n != keep and not self._busy[n]), None)
+            if victim is not None:
+                self._loaded.pop(victim)  # from now on an invocation of it waits to load it again
         if victim is None:
             return False
         self.unload(victim)
@@ -285,9 +308,9 @@ class ModelCache:
     def unload(self, name: str) -> None:
         """``DELETE /models/<name>`` (a 404 means it is gone already) and forget its staged files."""
         with self._lock:
-            status, answer = self._call("DELETE", f"{MODELS_PATH}/{name}")
             self._loaded.pop(name, None)
-            self.stager.remove(name)
+        status, answer = self._call("DELETE", f"{MODELS_PATH}/{name}")
+        self.stager.remove(name)
         if not (200 <= status < 300 or status == 404):
             logger.warning(
                 "multi-model endpoint: DELETE %s/%s answered %d: %r", MODELS_PATH, name, status, answer[:200]

@@ -241,3 +241,36 @@ def test_batch_transform_refuses_a_multi_model_model(prefix: Path, tmp_path: Pat
     }
     with pytest.raises(InvalidSpec, match="Mode MultiModel, which batch transform does not support"):
         TransformJob(request, models={"mme": model})
+
+
+def test_a_loaded_model_answers_while_another_one_loads(prefix: Path, tmp_path: Path) -> None:
+    import threading
+
+    class SlowLoads(FakeContainer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.loading = threading.Event()
+            self.finish = threading.Event()
+
+        def call(self, method: str, path: str, *, json_body: Any = None, timeout_s: float | None = None) -> Any:
+            if method == "POST" and json_body["model_name"] == _n("b.tar.gz"):
+                self.loading.set()
+                assert self.finish.wait(30)
+            return super().call(method, path, json_body=json_body, timeout_s=timeout_s)
+
+    box = SlowLoads()
+    cache = _cache(prefix, tmp_path, box)
+    cache.invoke(b"x", target_model="a.tar.gz")
+    slow = threading.Thread(target=cache.invoke, args=(b"x",), kwargs={"target_model": "b.tar.gz"})
+    slow.start()
+    assert box.loading.wait(30)
+    quick = threading.Thread(target=cache.invoke, args=(b"x",), kwargs={"target_model": "a.tar.gz"})
+    quick.start()
+    quick.join(30)  # only a bound against a hang: a waiting invocation ends once b is loaded, then fails below
+    box.finish.set()
+    slow.join(30)
+    quick.join(30)
+    a, b = _n("a.tar.gz"), _n("b.tar.gz")
+    # a's second invocation went through while b's POST /models was still unanswered (logged once answered)
+    assert box.log == [f"load {a}", f"invoke {a}", f"invoke {a}", f"load {b}", f"invoke {b}"]
+    assert cache.loaded == [a, b]
