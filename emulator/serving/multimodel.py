@@ -66,6 +66,8 @@ logger = logging.getLogger(__name__)
 _LOAD_TIMEOUT_S = 360.0
 _MAX_LIST_PAGES = 100
 _OUT_OF_MEMORY = 507
+#: InvokeEndpoint's TargetModel: 1-1024 characters, printable (botocore's model: \A\S[\p{Print}]*\z).
+_MAX_TARGET_MODEL_CHARS = 1024
 
 
 def model_name(target_model: str) -> str:
@@ -107,6 +109,11 @@ class ModelStager:
         Raises:
             ValidationError: the TargetModel is absolute or climbs out of the prefix.
         """
+        if not 1 <= len(target_model) <= _MAX_TARGET_MODEL_CHARS or not target_model.isprintable():
+            raise ValidationError(
+                f"TargetModel {target_model[:100]!r} must be 1-{_MAX_TARGET_MODEL_CHARS} printable characters "
+                "(InvokeEndpoint's limit); pass the key of a model .tar.gz under the endpoint's ModelDataUrl"
+            )
         rel = PurePosixPath(target_model)
         if target_model != target_model.strip() or rel.is_absolute() or ".." in rel.parts or not rel.parts:
             raise ValidationError(

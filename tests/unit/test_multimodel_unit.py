@@ -169,6 +169,8 @@ def test_listed_models_seed_the_order_of_another_process(prefix: Path, tmp_path:
         ("missing.tar.gz", r"^Failed to download model data\(path: .*missing.tar.gz\)\. Please ensure"),
         ("../a.tar.gz", "not a path relative to the endpoint's ModelDataUrl"),
         ("/etc/passwd", "not a path relative"),
+        ("a\tb.tar.gz", "must be 1-1024 printable characters"),
+        ("x" * 1025, "must be 1-1024 printable characters"),
     ],
 )
 def test_unknown_or_escaping_target_models_are_validation_errors(
