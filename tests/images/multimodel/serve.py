@@ -48,7 +48,7 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 models = [{"modelName": n, "modelUrl": u} for n, u in MODELS.items()]
             return self.answer(200, {"models": models})
-        name = self.path[len("/models/"):]
+        name = self.path[len("/models/") :]
         with LOCK:
             url = MODELS.get(name)
         if url is None:
@@ -57,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self):
         self.record()
-        name = self.path[len("/models/"):]
+        name = self.path[len("/models/") :]
         with LOCK:
             found = MODELS.pop(name, None)
         self.answer(200 if found else 404, {})
@@ -78,7 +78,7 @@ class Handler(BaseHTTPRequestHandler):
                 MODELS[name] = url
             return self.answer(200, {"status": "loaded"})
         self.record()
-        name = self.path[len("/models/"):].removesuffix("/invoke")
+        name = self.path[len("/models/") :].removesuffix("/invoke")
         with LOCK:
             url = MODELS.get(name)
         if url is None:
@@ -90,8 +90,18 @@ class Handler(BaseHTTPRequestHandler):
         except OSError as exc:
             text = str(exc)
         headers = {k: v for k, v in self.headers.items() if k.lower().startswith("x-amzn-sagemaker")}
-        self.answer(200, {"model": name, "files": files, "answer": text, "headers": headers, "body": data.decode(),
-                          "env": os.environ.get("SAGEMAKER_MULTI_MODEL"), "writable": os.access(url, os.W_OK)})
+        self.answer(
+            200,
+            {
+                "model": name,
+                "files": files,
+                "answer": text,
+                "headers": headers,
+                "body": data.decode(),
+                "env": os.environ.get("SAGEMAKER_MULTI_MODEL"),
+                "writable": os.access(url, os.W_OK),
+            },
+        )
 
 
 if __name__ == "__main__":
