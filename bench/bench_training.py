@@ -285,11 +285,18 @@ def run(opts: Options) -> Result:
             f"call timed): Docker API {api * 1000:.0f} ms ({parts}); client setup (connect + ping) "
             f"{setup * 1000:.0f} ms; the rest, {(total - api - setup) * 1000:.0f} ms, is the emulator's own Python "
             f"(request validation, tar repacking, gzip, bookkeeping). Median excess over bare in the measured runs: "
-            f"{excess * 1000:+.0f} ms. The archive calls ({n_archive}) take {archive * 1000:.0f} ms of this run"
-            f"{share}: one get_archive of /opt/ml after the container exits, from which the model and output archives "
-            "are cut (nothing is written into the container before it starts: the config files are a read-only bind "
-            "mount, the empty dirs volumes), so that no root-owned file lands on the host; Docker Engine 20.10 runs "
-            "a separate chrooted helper process (`docker-tar`) for every archive call, whatever its size."
+            f"{excess * 1000:+.0f} ms. "
+            + (
+                f"The archive calls ({n_archive}) take {archive * 1000:.0f} ms of this run{share}: one get_archive "
+                "of /opt/ml after the container exits, from which the model and output archives are cut (nothing is "
+                "written into the container before it starts: the config files are a read-only bind mount, the "
+                "empty dirs volumes), so that no root-owned file lands on the host; Docker Engine 20.10 runs a "
+                "separate chrooted helper process (`docker-tar`) for every archive call, whatever its size."
+                if n_archive
+                else "No archive call: this run is as root on a local engine, so the model and output dirs are "
+                "read-write binds of the job's temp dir, read from there after the exit (the files are root's "
+                "either way); the config files are a read-only bind, the other empty dirs volumes."
+            )
         )
     cold = [cold_start() for _ in range(3)]
     result.details.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import socket
 import tarfile
 import time
@@ -162,6 +163,7 @@ class DockerSeam(Protocol):
     def remove_network(self, network_id: str) -> None: ...
     def list_managed(self, label: str = LABEL_MANAGED) -> list[Managed]: ...
     def has_gpus(self) -> bool: ...
+    def binds_in_place(self) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -178,6 +180,7 @@ class DockerClient:
         config = config or EmulatorConfig()
         self._host = config.docker_host or "the default socket (/var/run/docker.sock)"
         self._pull = config.pull_missing_images
+        self._engine_info: dict[str, Any] | None = None
         try:
             if config.docker_host:
                 # ssh://: through the system's ssh client (its config, keys and agent, as the docker CLI does).
@@ -622,9 +625,29 @@ class DockerClient:
 
     def has_gpus(self) -> bool:
         """Whether the engine can give containers NVIDIA GPUs (``docker info``: the nvidia runtime, or GPU devices)."""
-        with self._engine("reading the engine's info"):
-            info: dict[str, Any] = self._api.info()
-        return engine_has_gpus(info)
+        return engine_has_gpus(self._info())
+
+    def binds_in_place(self) -> bool:
+        """Whether what a root container writes into a bind mount is a file this process may read and remove.
+
+        True for an engine on this machine (it binds this machine's paths) without user-namespace remapping (its
+        root is this machine's root), while this process runs as root: the files a container writes are then
+        owned by the same user as everything else this process makes, and a job's outputs can be read from
+        its bind mounts instead of through an archive call. Otherwise (a user's own account, a remote engine)
+        the outputs stay in volumes and leave through the archive API, so that no root-owned file is left on
+        the host.
+        """
+        if os.geteuid() != 0:
+            return False
+        options = self._info().get("SecurityOptions") or []
+        return not any("name=userns" in str(o) or "name=rootless" in str(o) for o in options)
+
+    def _info(self) -> dict[str, Any]:
+        """``docker info``, read once per client (what it says does not change while a process runs)."""
+        if self._engine_info is None:
+            with self._engine("reading the engine's info"):
+                self._engine_info = dict(self._api.info())
+        return self._engine_info
 
     def close(self) -> None:
         """Close the connection pool to the engine."""

@@ -111,6 +111,11 @@ class JobPlan:
     bound_dirs: tuple[str, ...] = ()
     #: ``spec.dirs`` made as empty volumes (nested in the /opt/ml volume) instead of by an archive call.
     dirs_as_volumes: bool = False
+    #: Container dirs the job writes its outputs into (with the ``spec.dirs`` below them). Where the engine writes
+    #: binds in place (``DockerSeam.binds_in_place``: a local engine, this process root) and the image runs as
+    #: root, each host's are bound read-write to the runner's work dir and read from there after the exit, with
+    #: no archive call; otherwise they are volumes (``dirs_as_volumes``) read through the archive API.
+    bound_outputs: tuple[str, ...] = ()
     private_network: bool = False
     internal_network: bool = False
     #: What the container runs, for the message when Docker cannot start it.

@@ -216,6 +216,10 @@ class RemoteDockerClient(DockerClient):
         #: Container id -> its image, labels and, per bind target, the volume made for it (removed with it).
         self._staged: dict[str, tuple[str, dict[str, str], dict[str, Upload]]] = {}
 
+    def binds_in_place(self) -> bool:
+        """Never: the engine's binds are copies made for it (volumes), and what a container writes stays there."""
+        return False
+
     def create(self, spec: ContainerSpec) -> str:
         """Create the container with its bind mounts' contents uploaded into named volumes first."""
         container_id, uploads = create_with_volumes(self._plain, spec, VOLUME_PREFIX + _session.short_token())

@@ -28,7 +28,7 @@ from emulator.runtime.plan import Export, JobPlan
 from emulator.runtime.resources import fit_gpus
 from emulator.runtime.session import Session
 from emulator.runtime.sync import LiveSync
-from emulator.storage.artifacts import SpooledArchive, extract_files, list_tree, read_file, repack
+from emulator.storage.artifacts import BoundDir, SpooledArchive, extract_files, list_tree, read_file, repack
 from emulator.storage.locations import Storage
 from emulator.storage.s3 import S3
 from emulator.storage.staging import stage_data
@@ -95,6 +95,10 @@ class PlanRunner:
         self._feeds: list[Feeds] = []
         #: Container path -> content of the seed files (the live sync knows they are at the location already).
         self._seeded: dict[str, bytes] = {}
+        #: Whether the plan's ``bound_outputs`` are bind mounts this run (see :meth:`_outputs_in_place`).
+        self._in_place = False
+        #: Per host: its bound outputs, read from the host after the exit.
+        self._outputs: list[list[BoundDir]] = []
 
     def run(self) -> RunResult:
         """Stage, run, export; the containers and the staging dir are removed on every path.
@@ -105,7 +109,8 @@ class PlanRunner:
         """
         plan, config = self.plan, self.session.config
         docker = self.session.docker
-        docker.image_info(plan.image)  # a missing image is the user's error: fail before anything is created
+        # A missing image is the user's error: fail before anything is created.
+        self._in_place = self._outputs_in_place(docker, docker.image_info(plan.image).user)
         # A GPU instance type on an engine without GPUs: refused here, before anything is made, or run on the CPU.
         fitted = fit_gpus([h.spec for h in plan.hosts], docker.has_gpus, config.allow_cpu_for_gpu)
         self.plan = plan = dataclasses.replace(
@@ -162,6 +167,22 @@ class PlanRunner:
         if cluster is not None:
             cluster.stop(grace_s)
 
+    def _outputs_in_place(self, docker: DockerSeam, image_user: str) -> bool:
+        """Whether the plan's ``bound_outputs`` are bound to the work dir (else: volumes, read by archive calls).
+
+        Only where what the container writes there is this process's to read and remove (the engine writes binds
+        in place), the image runs as root (a volume would give another user the image's ownership of the dir;
+        a bind gives it the runner's) and the containers are removed with the job (a kept container would keep
+        its outputs).
+        """
+        user = image_user.split(":", 1)[0]
+        return (
+            bool(self.plan.bound_outputs)
+            and user in ("", "root", "0")
+            and not self.session.config.keep_containers
+            and docker.binds_in_place()
+        )
+
     def _specs(self, work: Path) -> list[ContainerSpec]:
         plan = self.plan
         n = len(plan.hosts)
@@ -174,6 +195,7 @@ class PlanRunner:
         mounts: list[list[Mount]] = [[] for _ in range(n)]
         self._input_bytes = 0
         self._feeds = [[] for _ in range(n)]
+        self._outputs = [[] for _ in range(n)]
         for i, item in enumerate(plan.inputs):
             targets = list(range(n)) if item.hosts is None else list(item.hosts)
             if item.mode == "Pipe":
@@ -217,6 +239,15 @@ class PlanRunner:
                 dest.chmod(0o644)
                 del files[path]
             mounts.append(Mount(target, str(source), read_only=True))
+        for i, target in enumerate(plan.bound_outputs if self._in_place else ()):
+            out = BoundDir(target, work / f"output-{h}-{i}")
+            for d in [target, *(d for d in dirs if out.covers(d))]:
+                host_dir = out.source / d[len(out.root) :].strip("/")
+                host_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+                host_dir.chmod(0o755)  # as a fresh volume's root: the container's root writes, others read
+            dirs = [d for d in dirs if not out.covers(d)]
+            mounts.append(Mount(target, str(out.source)))
+            self._outputs[h].append(out)
         if plan.dirs_as_volumes:
             # Docker makes a mount's target and its parents itself: only a dir no mount makes needs a volume.
             made = [m.target.rstrip("/") for m in mounts]
@@ -264,8 +295,11 @@ class PlanRunner:
         The inputs are bound under /opt/ml, so they come too: over WHOLE_ARCHIVE_MAX_BYTES (the inputs, or what
         the job wrote) the paths are read one call each, as before.
         """
-        below = [p for p in wanted if p == OPT_ML or p.startswith(OPT_ML + "/")]
         n = len(self.plan.hosts)
+        bound = self._outputs[0] if self._outputs else []
+        below = [
+            p for p in wanted if (p == OPT_ML or p.startswith(OPT_ML + "/")) and not any(out.covers(p) for out in bound)
+        ]
         if len(below) < 2 or self._input_bytes > WHOLE_ARCHIVE_MAX_BYTES:
             return [None] * n
         return [
@@ -274,7 +308,10 @@ class PlanRunner:
         ]
 
     def _archive(self, cluster: Cluster, i: int, path: str) -> Iterable[bytes]:
-        """A tar stream of ``path`` on host ``i``: from its spooled /opt/ml when there is one."""
+        """A tar stream of ``path`` on host ``i``: from its bound outputs, or its spooled /opt/ml, when they have it."""
+        for out in self._outputs[i] if i < len(self._outputs) else ():
+            if out.covers(path):
+                return out.slice(path)
         spooled = self._spooled[i] if i < len(self._spooled) else None
         if spooled is not None and spooled.covers(path):
             return spooled.slice(path)

@@ -1,7 +1,8 @@
 """Model and output artifacts: tar streams from containers to model.tar.gz, and back into a model dir.
 
 Files come out of containers through Docker's archive API (``get_archive``), so nothing a container writes
-ever lands on the host as root-owned files; the emulator writes every host file itself.
+ever lands on the host as root-owned files; the emulator writes every host file itself. Where those files would be
+root's anyway (this process root, a local engine: :class:`BoundDir`), outputs are read from their bind mounts.
 """
 
 from __future__ import annotations
@@ -92,6 +93,40 @@ class SpooledArchive:
     def close(self) -> None:
         if self._tf is not None:
             self._tf.close()
+
+
+class BoundDir:
+    """A dir a container wrote into through a bind mount, served as the ``get_archive`` streams below ``root``.
+
+    The job's outputs read from the host, with no archive call (Docker Engine runs a helper process per call);
+    only where the runner bound them, i.e. where what a container writes may be read and removed by this process
+    (``DockerSeam.binds_in_place``).
+    """
+
+    def __init__(self, root: str, source: Path) -> None:
+        self.root = root.rstrip("/")
+        self.source = source
+
+    def covers(self, path: str) -> bool:
+        """True when ``path`` is ``root`` or below it."""
+        return path == self.root or path.startswith(self.root + "/")
+
+    def slice(self, path: str) -> Iterator[bytes]:
+        """What ``get_archive(path)`` would have given: ``path``'s entries under its own name, symlinks as links."""
+        rel = path[len(self.root) :].strip("/")
+        return _tar_stream(self.source / rel if rel else self.source, posixpath.basename(path.rstrip("/")))
+
+
+def _tar_stream(source: Path, name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """A tar of ``source`` (a dir, a file or a link) named ``name``; nothing when it does not exist (NotFound)."""
+    if not source.is_symlink() and not source.exists():
+        return
+    with tempfile.SpooledTemporaryFile(max_size=8 << 20) as spool:
+        with tarfile.open(fileobj=spool, mode="w") as tf:
+            tf.add(source, arcname=name)
+        spool.seek(0)
+        while chunk := spool.read(chunk_size):
+            yield chunk
 
 
 class ArchiveSlice:

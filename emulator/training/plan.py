@@ -112,6 +112,8 @@ def plan(
         # No archive call before the start: the config files are bound read-only, the empty dirs are volumes.
         bound_dirs=(constants.INPUT_CONFIG_DIR,),
         dirs_as_volumes=True,
+        # ... and, where the engine writes binds in place, the model and output dirs are read without one either.
+        bound_outputs=(constants.MODEL_DIR, constants.OUTPUT_DIR),
         private_network=len(hosts) > 1,
         internal_network=bool(req.get("EnableNetworkIsolation")),
         command=tuple(entrypoint or command),

@@ -155,6 +155,9 @@ class FakeDocker:
     def has_gpus(self) -> bool:
         return self.engine_gpus
 
+    def binds_in_place(self) -> bool:
+        return False  # the fake's containers write nothing to the host: outputs leave through get_archive
+
     def close(self) -> None:
         pass
 

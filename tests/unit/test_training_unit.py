@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import copy
+import dataclasses
 import io
 import json
 import signal
@@ -228,6 +229,9 @@ class FakeDocker:
 
     def has_gpus(self) -> bool:
         return self.engine_gpus
+
+    def binds_in_place(self) -> bool:
+        return False  # the fake's containers write nothing to the host: outputs leave through get_archive
 
     def close(self) -> None:
         pass
@@ -716,6 +720,64 @@ def test_large_inputs_are_not_read_back(
     docker = ArchiveCountingDocker(Script(writes=WRITES))
     TrainingJob(make_request(tmp_path, InputDataConfig=[channel("train", data)]), config=config, docker=docker).run()
     assert docker.archived == ["/opt/ml/model", "/opt/ml/output/data"]
+
+
+class InPlaceDocker(ArchiveCountingDocker):
+    """An engine that writes binds in place: a container's writes below a read-write bind land in its host dir."""
+
+    def __init__(self, script: Script, user: str = "") -> None:
+        super().__init__(script)
+        self.user = user
+
+    def binds_in_place(self) -> bool:
+        return True
+
+    def image_info(self, image: str) -> ImageInfo:
+        return dataclasses.replace(super().image_info(image), user=self.user)
+
+    def start(self, container_id: str) -> None:
+        super().start(container_id)
+        c = self.containers[container_id]
+        for m in c.spec.mounts:
+            for path, data in c.script.writes.items():
+                if m.source and not m.read_only and path.startswith(m.target + "/"):
+                    host = Path(m.source) / path[len(m.target) + 1 :]
+                    host.parent.mkdir(parents=True, exist_ok=True)
+                    host.write_bytes(data)
+
+
+def test_where_binds_are_written_in_place_outputs_are_read_from_the_host(
+    tmp_path: Path, config: EmulatorConfig
+) -> None:
+    docker = InPlaceDocker(Script(writes={**WRITES, "/opt/ml/output/failure": b"bad input"}, exit_code=1))
+    request = make_request(tmp_path, ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2})
+    result = TrainingJob(request, config=config, docker=docker).run()
+    assert docker.archived == []  # no archive call: model, output data and the failure file came from the binds
+    binds = {m.target: m for m in docker.specs[0].mounts if m.target in ("/opt/ml/model", "/opt/ml/output")}
+    assert [binds[t].read_only for t in sorted(binds)] == [False, False]
+    assert "/opt/ml/output/data" not in [m.target for m in docker.specs[0].mounts]  # a dir in the bound dir
+    assert result["FailureReason"].endswith("bad input")
+    assert tar_read(result["ModelArtifacts"]["S3ModelArtifacts"], "model.bin") == b"weights"
+    assert set(tar_names(tmp_path / "out" / "job-1" / "output" / "output.tar.gz")) == {"report.txt"}
+    assert not list(Path(config.work_dir or "").iterdir())  # the bound dirs went with the work dir
+
+
+@pytest.mark.parametrize("user", ["1000", "app:app"])
+def test_an_image_that_runs_as_another_user_keeps_its_outputs_in_volumes(
+    tmp_path: Path, config: EmulatorConfig, user: str
+) -> None:
+    docker = InPlaceDocker(Script(writes=WRITES), user=user)
+    result = TrainingJob(make_request(tmp_path), config=config, docker=docker).run()
+    assert docker.archived == ["/opt/ml"]
+    assert not [m for m in docker.specs[0].mounts if m.source and not m.read_only]
+    assert tar_read(result["ModelArtifacts"]["S3ModelArtifacts"], "model.bin") == b"weights"
+
+
+def test_kept_containers_keep_their_outputs_in_volumes(tmp_path: Path, config: EmulatorConfig) -> None:
+    docker = InPlaceDocker(Script(writes=WRITES), user="root")
+    kept = dataclasses.replace(config, keep_containers=True)
+    TrainingJob(make_request(tmp_path), config=kept, docker=docker).run()
+    assert docker.archived == ["/opt/ml"]
 
 
 def test_record_tree_lists_the_files_each_host_left_under_opt_ml(tmp_path: Path, config: EmulatorConfig) -> None:
