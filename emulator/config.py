@@ -50,6 +50,9 @@ class EmulatorConfig:
     #: The engine cannot see this machine's files (inputs travel as volumes): None decides by DOCKER_HOST
     #: (tcp://, ssh://: remote; a unix socket: local), see emulator/runtime/remote.py.
     remote_engine: bool | None = None
+    #: Training as root on a local engine with a root image: model/ and output/ are read-write binds of the job's
+    #: temp dir, read with no archive call (docs/training.md). False keeps them volumes read through the archive API.
+    bind_outputs: bool = True
 
     def __post_init__(self) -> None:
         for name in ("training_stop_grace_s", "serving_stop_grace_s", "startup_timeout_s", "ping_interval_s"):

@@ -172,14 +172,15 @@ class PlanRunner:
 
         Only where what the container writes there is this process's to read and remove (the engine writes binds
         in place), the image runs as root (a volume would give another user the image's ownership of the dir;
-        a bind gives it the runner's) and the containers are removed with the job (a kept container would keep
-        its outputs).
+        a bind gives it the runner's), the containers are removed with the job (a kept container would keep
+        its outputs) and ``config.bind_outputs`` is on.
         """
         user = image_user.split(":", 1)[0]
         return (
             bool(self.plan.bound_outputs)
             and user in ("", "root", "0")
             and not self.session.config.keep_containers
+            and self.session.config.bind_outputs
             and docker.binds_in_place()
         )
 

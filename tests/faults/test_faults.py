@@ -95,10 +95,14 @@ class Env:
     work: Path
     tmp: Path
     volumes_before: set[str]
+    #: Off for the archive cases: as root on a local engine, training reads its outputs from binds, with no
+    #: archive call for a fault to hit (processing always makes one).
+    bind_outputs: bool = True
 
     def config(self) -> EmulatorConfig:
         return EmulatorConfig(
             docker_host=self.proxy.url,
+            bind_outputs=self.bind_outputs,
             work_dir=str(self.work),
             training_stop_grace_s=1.0,
             serving_stop_grace_s=1.0,
@@ -115,6 +119,7 @@ class Env:
             SM_EMULATOR_TRAINING_STOP_GRACE_S="1",
             TMPDIR=str(self.tmp),
             PYTHONPATH=str(REPO),
+            SM_EMULATOR_BIND_OUTPUTS="1" if self.bind_outputs else "0",
         )
         env.pop("AWS_ENDPOINT_URL_S3", None)
         return env
@@ -214,6 +219,7 @@ def test_cli_exits_3_and_leaves_nothing(
     emulator_pids: set[int],
     tmp_path: Path,
 ) -> None:
+    env.bind_outputs = point != "archive"
     fault = env.proxy.inject(_fault(point, flavour))
     args = _cli_args(kind, {"probe": probe_image, "recorder": recorder_image}, inputs, tmp_path / "out")
     code, err, pid = _run_cli(env, args, serve=kind == "serve")
@@ -320,6 +326,7 @@ def test_api_raises_docker_unavailable_and_leaves_nothing(
     inputs: dict[str, Path],
     tmp_path: Path,
 ) -> None:
+    env.bind_outputs = point != "archive"
     fault = env.proxy.inject(_fault(point, "outage"))
     job = _api_job(kind, {"probe": probe_image, "recorder": recorder_image}, inputs, tmp_path / "out", env.config())
     with pytest.raises(DockerUnavailable) as raised:

@@ -773,10 +773,12 @@ def test_an_image_that_runs_as_another_user_keeps_its_outputs_in_volumes(
     assert tar_read(result["ModelArtifacts"]["S3ModelArtifacts"], "model.bin") == b"weights"
 
 
-def test_kept_containers_keep_their_outputs_in_volumes(tmp_path: Path, config: EmulatorConfig) -> None:
+@pytest.mark.parametrize("change", [{"keep_containers": True}, {"bind_outputs": False}])
+def test_kept_containers_or_binds_turned_off_keep_the_outputs_in_volumes(
+    tmp_path: Path, config: EmulatorConfig, change: dict[str, bool]
+) -> None:
     docker = InPlaceDocker(Script(writes=WRITES), user="root")
-    kept = dataclasses.replace(config, keep_containers=True)
-    TrainingJob(make_request(tmp_path), config=kept, docker=docker).run()
+    TrainingJob(make_request(tmp_path), config=dataclasses.replace(config, **change), docker=docker).run()
     assert docker.archived == ["/opt/ml"]
 
 
