@@ -778,7 +778,7 @@ def test_kept_containers_or_binds_turned_off_keep_the_outputs_in_volumes(
     tmp_path: Path, config: EmulatorConfig, change: dict[str, bool]
 ) -> None:
     docker = InPlaceDocker(Script(writes=WRITES), user="root")
-    TrainingJob(make_request(tmp_path), config=dataclasses.replace(config, **change), docker=docker).run()
+    TrainingJob(make_request(tmp_path), config=config.with_(**change), docker=docker).run()
     assert docker.archived == ["/opt/ml"]
 
 
